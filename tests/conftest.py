@@ -1,0 +1,47 @@
+"""Shared fixtures: the real tokenizer and small real-weight encoders.
+
+The converted default encoder is prepared once into the user cache
+(``XSTILTS_CACHE`` or ``~/.cache/xstilts``); later runs reuse it.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def default_encoder_dir() -> Path:
+    from xstilts.encoders.default_encoder import prepare_default_encoder
+
+    return prepare_default_encoder()
+
+
+@pytest.fixture(scope="session")
+def xlmr_tokenizer(default_encoder_dir):
+    """The exact multilingual-e5-small XLM-R fast tokenizer."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(default_encoder_dir)
+
+
+@pytest.fixture(scope="session")
+def encoder_2layer(default_encoder_dir):
+    """The real checkpoint cut to its first 2 layers: real embeddings, fast forward."""
+    from xstilts.encoders.loading import load_encoder
+
+    return load_encoder(default_encoder_dir, num_hidden_layers=2)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """``../shared/data`` (real data not vendored into the repo); skips when absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} not present (only on the project's machines and CI)")
+    return SHARED_DATA

@@ -1,0 +1,75 @@
+"""The encoder check (Tatoeba xx->en retrieval) and its acceptance thresholds."""
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from xstilts.cli import main
+from xstilts.encoders.check import run_check, top1_accuracy
+from xstilts.encoders.tatoeba_files import TATOEBA_LANGS, read_tatoeba
+from xstilts.errors import UnknownNameError
+
+
+def test_top1_accuracy_on_a_hand_built_index():
+    src = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    # row 0 -> target 0 (cos 1); row 1 -> target 1 (cos 1); row 2's nearest is target 0 (cos .99 vs .71): wrong
+    tgt = np.array([[1.0, 0.9], [0.0, 1.0], [1.0, -1.0]])
+    assert top1_accuracy(src, tgt) == pytest.approx(200 / 3)
+
+
+def test_vendored_tatoeba_has_the_36_xtreme_languages():
+    assert len(TATOEBA_LANGS) == 36
+    for lang in TATOEBA_LANGS:
+        corpus = read_tatoeba(lang)
+        assert 0 < len(corpus.source) == len(corpus.target) <= 1000
+    assert len(read_tatoeba("de").source) == 1000  # LASER v1 deu-eng has 1000 pairs
+    with pytest.raises(UnknownNameError, match="valid choices: af, ar"):
+        read_tatoeba("xx")
+
+
+def test_two_layer_real_encoder_beats_random_init(encoder_2layer, xlmr_tokenizer):
+    from xstilts.encoders.loading import load_encoder
+
+    corpora = [read_tatoeba(lang) for lang in ("de", "es")]
+    real = run_check(encoder_2layer, xlmr_tokenizer, corpora, model_name="2l", max_pairs=150, progress=False)
+    rand = run_check(load_encoder(num_hidden_layers=2, random_init=True), xlmr_tokenizer, corpora,
+                     model_name="rand", max_pairs=150, progress=False)
+    assert real.mean > 40 and rand.mean < 20 and real.mean > rand.mean + 25
+
+
+def test_cli_json_and_mlflow_tracking(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    result = CliRunner().invoke(main, ["model", "check", "--langs", "sw", "--max-pairs", "20",
+                                       "--num-layers", "1", "--json", "--track"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["pairs"] == {"sw": 20} and 0 <= payload["accuracy"]["sw"] <= 100
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["xstilts"])
+    assert len(runs) == 1
+    assert runs.loc[0, "metrics.tatoeba.accuracy.sw"] == pytest.approx(payload["accuracy"]["sw"])
+    assert (tmp_path / "mlartifacts").is_dir()
+
+
+@pytest.mark.slow
+def test_full_check_default_encoder_reaches_85_percent(default_encoder_dir):
+    """Acceptance: all 36 XTREME Tatoeba languages, full LASER v1 sets, mean >= 85 %."""
+    result = CliRunner().invoke(main, ["model", "check", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert len(payload["accuracy"]) == 36
+    assert payload["mean"] >= 85.0, payload
+
+
+@pytest.mark.slow
+def test_full_check_random_init_is_below_10_percent(default_encoder_dir):
+    """Acceptance control: the same shape with random weights is near chance (< 10 %)."""
+    result = CliRunner().invoke(main, ["model", "check", "--json", "--random-init"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert len(payload["accuracy"]) == 36
+    assert payload["mean"] < 10.0, payload
