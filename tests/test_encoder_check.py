@@ -7,8 +7,13 @@ from click.testing import CliRunner
 
 from xstilts.cli import main
 from xstilts.encoders.check import run_check, top1_accuracy
-from xstilts.encoders.tatoeba_files import TATOEBA_LANGS, read_tatoeba
+from xstilts.data.loading import load_parallel
 from xstilts.errors import UnknownNameError
+from xstilts.tasks import get_task
+
+
+def read_tatoeba(lang):
+    return load_parallel("tatoeba", lang, "test", source="local")
 
 
 def test_top1_accuracy_on_a_hand_built_index():
@@ -19,8 +24,9 @@ def test_top1_accuracy_on_a_hand_built_index():
 
 
 def test_vendored_tatoeba_has_the_36_xtreme_languages():
-    assert len(TATOEBA_LANGS) == 36
-    for lang in TATOEBA_LANGS:
+    languages = get_task("tatoeba").languages
+    assert len(languages) == 36
+    for lang in languages:
         corpus = read_tatoeba(lang)
         assert 0 < len(corpus.source) == len(corpus.target) <= 1000
     assert len(read_tatoeba("de").source) == 1000  # LASER v1 deu-eng has 1000 pairs

@@ -86,13 +86,15 @@ def model_check(model_ref, langs, max_pairs, layer, bf16, random_init, num_layer
     """
     from xstilts.encoders.check import run_check
     from xstilts.encoders.loading import load_encoder, load_tokenizer
-    from xstilts.encoders.tatoeba_files import TATOEBA_LANGS, read_tatoeba
+    from xstilts.data.loading import load_parallel
+    from xstilts.tasks import get_task
     from xstilts.runtime.cpu import resolve_bf16, set_threads
 
     set_threads(threads)
-    lang_list = list(TATOEBA_LANGS) if langs in (None, "", "all") else [x.strip() for x in langs.split(",") if x.strip()]
+    tatoeba = get_task("tatoeba")
+    lang_list = list(tatoeba.languages) if langs in (None, "", "all") else [x.strip() for x in langs.split(",") if x.strip()]
     max_pairs = max_pairs or None
-    corpora = [read_tatoeba(lang) for lang in lang_list]
+    corpora = [load_parallel("tatoeba", lang, "test") for lang in lang_list]
     tokenizer = load_tokenizer(model_ref)
     encoder = load_encoder(model_ref, num_hidden_layers=num_layers, random_init=random_init)
     result = run_check(encoder, tokenizer, corpora, model_name=str(model_ref) + (" (random init)" if random_init else ""),
@@ -111,6 +113,14 @@ def model_check(model_ref, langs, max_pairs, layer, bf16, random_init, num_layer
         click.echo(f"  {lang:<4} {acc:6.1f}  ({result.pairs[lang]} pairs)")
     click.echo(f"  mean {result.mean:6.1f}  over {len(result.accuracy)} languages in {result.seconds:.0f} s")
 
+
+def _add_subgroups() -> None:
+    from xstilts.tasks.commands import tasks_group
+
+    main.add_command(tasks_group)
+
+
+_add_subgroups()
 
 if __name__ == "__main__":
     main()
