@@ -1,0 +1,397 @@
+"""The analysis report: ``report.md`` and ``report.html`` from one results table.
+
+Everything in the report is computed here from the table; nothing is typed in.
+The first paragraph answers the question for every task in plain words with its
+uncertainty and says what the data can and cannot show; the rest holds the
+tables, the tests and the figures it rests on.
+"""
+from __future__ import annotations
+
+import html
+import re
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from xstilts.analysis import plots
+from xstilts.analysis.aso import DEFAULT_BOOTSTRAP, DEFAULT_TAU, aso_table
+from xstilts.analysis.dispersion import language_dispersion
+from xstilts.analysis.mixed_model import MixedModelResult, MixedModelWarning, fit_mixed_model
+from xstilts.analysis.resource_groups import JOSHI_CLASS, LOW
+from xstilts.analysis.schema import select_metric, validate_results
+from xstilts.analysis.seeds import DEFAULT_RESAMPLES, group_gain_ci, seed_summary
+from xstilts.analysis.variance_tests import variance_comparison
+from xstilts.errors import XstiltsError
+
+CONDITION_WORDS = {
+    "none": "no intermediate training",
+    "en": "English-only intermediate training",
+    "multi": "multilingual intermediate training",
+    "en+mlm": "English intermediate training plus MLM",
+}
+COMPARISONS: tuple[tuple[str, str], ...] = (("multi", "en"), ("multi", "none"), ("en", "none"), ("en+mlm", "en"))
+"""Treatment-vs-control pairs analysed when both conditions are in the table."""
+
+
+@dataclass
+class Analysis:
+    """All derived tables for a results table; :func:`write_report` renders them."""
+
+    results: pd.DataFrame
+    metric_by_task: dict[str, str]
+    treatment: str
+    control: str
+    tau: float
+    alpha: float
+    summary: pd.DataFrame
+    dispersion: pd.DataFrame
+    comparisons: list[tuple[str, str]]
+    variance: dict[tuple[str, str], pd.DataFrame]
+    aso: dict[tuple[str, str], pd.DataFrame]
+    gains: pd.DataFrame
+    mixed: dict[str, MixedModelResult | str] = field(default_factory=dict)
+
+
+def analyze(results: pd.DataFrame, *, metric_by_task: dict[str, str] | None = None, treatment: str = "multi",
+            control: str = "en", tau: float = DEFAULT_TAU, alpha: float = 0.05,
+            n_resamples: int = DEFAULT_RESAMPLES, n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0) -> Analysis:
+    """Validate ``results``, keep one metric per task, and compute every table of the report."""
+    table = select_metric(validate_results(results), metric_by_task)
+    present = set(table["condition"])
+    if not {treatment, control} <= present:
+        raise XstiltsError(f"results table: the headline comparison needs conditions {treatment!r} and "
+                           f"{control!r}; the table has {', '.join(sorted(present))}")
+    chosen = dict(table.drop_duplicates("task").set_index("task")["metric"])
+    summary = seed_summary(table, n_resamples=n_resamples, seed=seed)
+    comparisons = [(treatment, control)] + [p for p in COMPARISONS if p != (treatment, control) and set(p) <= present]
+    variance = {p: variance_comparison(table, treatment=p[0], control=p[1], n_resamples=n_resamples, seed=seed)
+                for p in comparisons}
+    aso_tables = {p: aso_table(table, treatment=p[0], control=p[1], tau=tau, alpha=alpha,
+                               n_bootstrap=n_bootstrap, seed=seed) for p in comparisons}
+    gains = []
+    for task, metric in sorted(chosen.items()):
+        langs = table[table["task"] == task].drop_duplicates("language")
+        targets = langs[langs["language"] != "en"]
+        for group, members in [("all", targets)] + list(targets.groupby("resource_group", sort=True)):
+            try:
+                g = group_gain_ci(table, task, metric, list(members["language"]), treatment=treatment,
+                                  control=control, n_resamples=n_resamples, seed=seed)
+            except XstiltsError:
+                continue
+            gains.append({"task": task, "metric": metric, "resource_group": group, **g})
+    mixed: dict[str, MixedModelResult | str] = {}
+    for task, metric in sorted(chosen.items()):
+        rows = table[table["task"] == task]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", MixedModelWarning)  # kept in result.notes for the report
+                mixed[task] = fit_mixed_model(rows, control=control)
+        except XstiltsError as exc:
+            mixed[task] = str(exc)
+    return Analysis(table, chosen, treatment, control, tau, alpha, summary, language_dispersion(summary),
+                    comparisons, variance, aso_tables, pd.DataFrame(gains), mixed)
+
+
+# ----------------------------------------------------------------------------- text
+
+def _decimals(analysis: Analysis, task: str) -> int:
+    """1 decimal for scores on a 0-100 scale, 3 for scores in [0, 1]."""
+    vals = analysis.results.loc[analysis.results["task"] == task, "value"].abs()
+    return 1 if vals.max() > 1.0 else 3
+
+
+def _num(x: float, d: int, signed: bool = False) -> str:
+    if not np.isfinite(x):
+        return "unbounded" if np.isinf(x) else "n/a"
+    return f"{x:+.{d}f}" if signed else f"{x:.{d}f}"
+
+
+def _std_factor(n: int) -> tuple[float, float]:
+    """95 % chi-square interval of sigma / s for n normal values: how well one std is known."""
+    df = n - 1
+    return float(np.sqrt(df / stats.chi2.ppf(0.975, df))), float(np.sqrt(df / stats.chi2.ppf(0.025, df)))
+
+
+def task_sentence(analysis: Analysis, task: str) -> str:
+    """One plain-words sentence with the headline numbers for ``task``."""
+    t, c = analysis.treatment, analysis.control
+    metric = analysis.metric_by_task[task]
+    d = _decimals(analysis, task)
+    unit = " points" if d == 1 else ""
+    gains = analysis.gains[analysis.gains["task"] == task].set_index("resource_group")
+    group = LOW if LOW in gains.index else "all"
+    res = analysis.results[(analysis.results["task"] == task) & (analysis.results["resource_group"] == LOW)]
+    # Only languages scored under both conditions enter the comparison (and the list).
+    both = res[res["condition"].isin([t, c])].groupby("language")["condition"].nunique()
+    langs = sorted(both[both == 2].index)
+    if group == LOW:
+        who = f"the {len(langs)} low-resource languages ({', '.join(langs)})"
+    else:
+        who = "the evaluated non-English languages (none of them is low-resource)"
+    if group not in gains.index:
+        return f"On {task}, no seed has scores for both `{t}` and `{c}` on every language, so no comparison is possible."
+    g = gains.loc[group]
+    text = (f"On {task}, {CONDITION_WORDS.get(t, t)} (`{t}`) changed the mean {metric} on {who} by "
+            f"{_num(g['gain'], d, True)}{unit} (95% CI {_num(g['ci_low'], d, True)} to {_num(g['ci_high'], d, True)}) "
+            f"relative to {CONDITION_WORDS.get(c, c)} (`{c}`)")
+    var = analysis.variance[(t, c)]
+    pooled = var[(var["task"] == task) & (var["scope"] == "pooled") & (var["resource_group"] == group)]
+    if not pooled.empty:
+        p = pooled.iloc[0]
+        text += (f"; the seed std ratio {t}/{c} pooled over those languages was {_num(p['std_ratio'], 2)} "
+                 f"(95% CI {_num(p['ratio_ci_low'], 2)} to {_num(p['ratio_ci_high'], 2)}; "
+                 f"Brown-Forsythe p = {p['bf_pvalue']:.2g})")
+    aso_rows = analysis.aso[(t, c)]
+    aso_rows = aso_rows[aso_rows["task"] == task]
+    if group == LOW:
+        aso_rows = aso_rows[aso_rows["resource_group"] == LOW]
+    else:
+        aso_rows = aso_rows[aso_rows["language"] != "en"]
+    if not aso_rows.empty:
+        verdicts = aso_rows["verdict"].value_counts()
+        k = int(aso_rows["num_comparisons"].iloc[0])
+        text += (f"; ASO (tau = {analysis.tau:g}, Bonferroni over {k} language x task comparisons) found `{t}` "
+                 f"better on {int(verdicts.get(f'{t} better', 0))}, `{c}` better on "
+                 f"{int(verdicts.get(f'{c} better', 0))} and no order on {int(verdicts.get('no order', 0))} "
+                 f"of these {len(aso_rows)} languages")
+    return text + "."
+
+
+def limits_sentence(analysis: Analysis) -> str:
+    """What this table can and cannot show, from its own seed counts and metadata."""
+    res = analysis.results
+    per_cell = res.groupby(["task", "language", "condition"])["seed"].nunique()
+    n_min, n_max = int(per_cell.min()), int(per_cell.max())
+    seeds = f"{n_min}" if n_min == n_max else f"{n_min}-{n_max}"
+    models = ", ".join(sorted(res["model_version"].unique()))
+    text = (f"These numbers come from {seeds} seeds per language and condition, with model version(s) {models}, "
+            f"on the evaluation subsets used by this run (sizes in the run notes), so they describe this encoder "
+            f"and these subsets, not XLM-R-large on the full XTREME test sets.")
+    if n_min >= 2:
+        lo, hi = _std_factor(n_min)
+        text += (f" With {n_min} seeds one std is known only to within a factor of {lo:.2f} to {hi:.2f} "
+                 f"(95% chi-square interval for normal scores), and percentile bootstrap intervals over so few "
+                 f"seeds are too narrow, so only large changes in mean or spread can be told apart from seed noise; "
+                 f"an interval that includes 0 (gain) or 1 (std ratio) means the data cannot show an effect, "
+                 f"not that there is none.")
+    else:
+        text += " With a single seed no spread, interval or test can be computed."
+    return text
+
+
+# ----------------------------------------------------------------------------- rendering
+
+Block = tuple
+
+
+def _fmt_cell(value: object) -> str:
+    """Floats to about three significant digits; infinities spelled out; NaN blank."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(value)
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        if np.isnan(v):
+            return ""
+        if np.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        if v != 0 and (abs(v) < 0.01 or abs(v) >= 1e4):
+            return f"{v:.3g}"
+        return f"{v:.3f}" if abs(v) < 10 else f"{v:.2f}"
+    return str(value)
+
+
+def _md_table(frame: pd.DataFrame) -> str:
+    header = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
+    body = ["| " + " | ".join(_fmt_cell(v).replace("|", "\\|") for v in row) + " |"
+            for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def _html_inline(text: str) -> str:
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
+def _html_table(frame: pd.DataFrame) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt_cell(v))}</td>" for v in row) + "</tr>"
+                   for row in frame.itertuples(index=False))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def render_markdown(blocks: Sequence[Block]) -> str:
+    """Markdown for blocks ``("h", level, text)``, ``("p", text)``, ``("ul", items)``,
+    ``("table", frame)`` and ``("img", relative_path, alt)``."""
+    out = []
+    for block in blocks:
+        kind = block[0]
+        if kind == "h":
+            out.append("#" * block[1] + " " + block[2])
+        elif kind == "p":
+            out.append(block[1])
+        elif kind == "ul":
+            out.append("\n".join(f"- {item}" for item in block[1]))
+        elif kind == "table":
+            out.append(_md_table(block[1]))
+        elif kind == "img":
+            out.append(f"![{block[2]}]({block[1]})")
+    return "\n\n".join(out) + "\n"
+
+
+def render_html(blocks: Sequence[Block], title: str) -> str:
+    """The same blocks as a self-contained HTML page (images by relative path)."""
+    parts = []
+    for block in blocks:
+        kind = block[0]
+        if kind == "h":
+            parts.append(f"<h{block[1]}>{_html_inline(block[2])}</h{block[1]}>")
+        elif kind == "p":
+            parts.append(f"<p>{_html_inline(block[1])}</p>")
+        elif kind == "ul":
+            parts.append("<ul>" + "".join(f"<li>{_html_inline(i)}</li>" for i in block[1]) + "</ul>")
+        elif kind == "table":
+            parts.append(_html_table(block[1]))
+        elif kind == "img":
+            parts.append(f'<p><img src="{html.escape(block[1])}" alt="{html.escape(block[2])}"></p>')
+    style = ("body{font-family:sans-serif;max-width:70em;margin:2em auto;line-height:1.4}"
+             "table{border-collapse:collapse;font-size:0.85em;margin:0.5em 0}"
+             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}img{max-width:100%}")
+    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
+
+
+# ----------------------------------------------------------------------------- report
+
+def _language_table(analysis: Analysis, task: str) -> pd.DataFrame:
+    s = analysis.summary[analysis.summary["task"] == task]
+    conds = [c for c in plots.CONDITION_ORDER if c in set(s["condition"])]
+    d = _decimals(analysis, task)
+    rows = []
+    for (lang, group), part in s.groupby(["language", "resource_group"], sort=True):
+        row = {"language": lang, "group": group}
+        for cond in conds:
+            cell = part[part["condition"] == cond]
+            if cell.empty:
+                row[cond] = ""
+                continue
+            c = cell.iloc[0]
+            row[cond] = (f"{c['mean']:.{d}f} ± {_num(c['std'], d)} [{c['ci_low']:.{d}f}, {c['ci_high']:.{d}f}] "
+                         f"(n={int(c['n_seeds'])})")
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    return frame.sort_values(["group", "language"], key=lambda col: col.map(lambda v: (v != LOW, v))
+                             if col.name == "group" else col).reset_index(drop=True)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").lower()
+
+
+def build_blocks(analysis: Analysis, out_dir: Path, *, title: str, notes: Sequence[str]) -> list[Block]:
+    """Report content as blocks; draws the figures into ``out_dir/figures``."""
+    t, c = analysis.treatment, analysis.control
+    tasks = sorted(analysis.metric_by_task)
+    blocks: list[Block] = [("h", 1, title)]
+    blocks.append(("p", " ".join([task_sentence(analysis, task) for task in tasks] + [limits_sentence(analysis)])))
+
+    res = analysis.results
+    about = [f"Tasks and headline metric: {', '.join(f'{k} ({v})' for k, v in sorted(analysis.metric_by_task.items()))}",
+             f"Conditions: {', '.join(sorted(res['condition'].unique()))}; seeds: "
+             f"{', '.join(map(str, sorted(res['seed'].unique())))}",
+             f"Languages: {res['language'].nunique()} ({', '.join(sorted(res.loc[res['resource_group'] == LOW, 'language'].unique())) or 'none'} low-resource)",
+             f"Intermediate specs: {', '.join(sorted(res['intermediate_spec'].unique()))}",
+             f"Checkpoint selection: {', '.join(sorted(res['selection_policy'].unique()))}",
+             f"Model versions: {', '.join(sorted(res['model_version'].unique()))}; runs: {res['run_id'].nunique()}",
+             *notes]
+    blocks += [("h", 2, "About this run"), ("ul", about)]
+
+    fig_dir = out_dir / "figures"
+    for task in tasks:
+        metric = analysis.metric_by_task[task]
+        blocks.append(("h", 2, f"{task} ({metric})"))
+        gains = analysis.gains[analysis.gains["task"] == task]
+        if not gains.empty:
+            blocks += [("h", 3, f"Gain of `{t}` over `{c}` in mean {metric}"),
+                       ("p", "Mean over languages of the per-language seed-mean difference; 95% percentile "
+                             "bootstrap CI resampling whole seeds (paired across conditions and languages)."),
+                       ("table", gains.drop(columns=["task", "metric"]))]
+        blocks += [("h", 3, "Per language and condition"),
+                   ("p", "mean ± std over seeds (ddof=1) [95% percentile bootstrap CI of the mean] (seeds)."),
+                   ("table", _language_table(analysis, task))]
+        disp = analysis.dispersion[analysis.dispersion["task"] == task].drop(columns=["task", "metric"])
+        blocks += [("h", 3, "Dispersion of per-language means (English excluded)"), ("table", disp)]
+        for pair in analysis.comparisons:
+            var = analysis.variance[pair]
+            var = var[var["task"] == task] if not var.empty else var
+            if not var.empty:
+                blocks += [("h", 3, f"Seed variance: `{pair[0]}` vs `{pair[1]}`"),
+                           ("p", "std ratio with 95% bootstrap CI over seeds (degenerate = share of resamples with "
+                                 "zero control spread); Brown-Forsythe test per language and pooled per group "
+                                 "(each language centred on its own median)."),
+                           ("table", var.drop(columns=["task", "metric"]))]
+            asot = analysis.aso[pair]
+            asot = asot[asot["task"] == task] if not asot.empty else asot
+            if not asot.empty:
+                blocks += [("h", 3, f"Almost Stochastic Order: `{pair[0]}` vs `{pair[1]}`"),
+                           ("p", f"eps_min < tau = {analysis.tau:g} means the first condition is almost "
+                                 f"stochastically better; alpha = {analysis.alpha:g} Bonferroni-corrected."),
+                           ("table", asot.drop(columns=["task", "metric", "tau"]))]
+        mm = analysis.mixed.get(task)
+        blocks.append(("h", 3, "Mixed model"))
+        if isinstance(mm, MixedModelResult):
+            blocks += [("p", f"`{mm.formula}`, REML; {mm.n_observations} scores, {mm.n_languages} languages; "
+                             f"language variance {mm.language_variance:.3g}, residual variance "
+                             f"{mm.residual_variance:.3g}."),
+                       ("table", mm.coefficients)]
+            if mm.notes:
+                blocks.append(("ul", mm.notes))
+        else:
+            blocks.append(("p", f"Not fitted: {mm}"))
+        figs = [(plots.plot_seed_distributions(res, fig_dir / f"{_slug(task)}_seeds.png", task=task, metric=metric),
+                 f"{task}: scores per seed")]
+        var = analysis.variance[(t, c)]
+        if not var.empty and (var["task"] == task).any():
+            figs.append((plots.plot_std_ratios(var, fig_dir / f"{_slug(task)}_std_ratio.png", task=task,
+                                               treatment=t, control=c), f"{task}: std ratio {t}/{c}"))
+        figs.append((plots.plot_gain_by_group(analysis.summary, fig_dir / f"{_slug(task)}_gain.png", task=task,
+                                              metric=metric, treatment=t, control=c,
+                                              classes=JOSHI_CLASS if set(res['language']) <= set(JOSHI_CLASS) else None),
+                     f"{task}: gain by resource level"))
+        blocks.append(("h", 3, "Figures"))
+        blocks += [("img", path.relative_to(out_dir).as_posix(), alt) for path, alt in figs]
+
+    blocks += [("h", 2, "Methods"), ("ul", [
+        "Resource groups: Joshi et al. (2020) classes, low = class <= 2 unless the table says otherwise.",
+        "Seed statistics: mean, std (ddof=1) and 95% percentile bootstrap CI of the mean per language x condition.",
+        "Variance: Brown-Forsythe (Levene, median-centred) test; std ratio with percentile bootstrap over seeds.",
+        "Means: Almost Stochastic Order (del Barrio et al. 2018; Dror et al. 2019), own implementation, "
+        f"tau = {analysis.tau:g}, Bonferroni over languages x tasks.",
+        "Mixed model: statsmodels MixedLM, score ~ condition * resource_group + (1 | language).",
+    ])]
+    return blocks
+
+
+def write_report(results: pd.DataFrame, out_dir: str | PathLike[str], *, title: str = "X-STILTs: accuracy and seed variance",
+                 notes: Sequence[str] = (), **analysis_options: object) -> Path:
+    """Analyse ``results`` and write ``report.md``, ``report.html`` and ``figures/`` under ``out_dir``.
+
+    ``analysis_options`` go to :func:`analyze` (metric_by_task, treatment, control,
+    tau, alpha, n_resamples, n_bootstrap, seed). Returns the path of ``report.md``.
+    """
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise XstiltsError(f"cannot create report directory {out}: {exc.strerror}") from exc
+    analysis = analyze(results, **analysis_options)  # type: ignore[arg-type]
+    blocks = build_blocks(analysis, out, title=title, notes=notes)
+    md_path = out / "report.md"
+    md_path.write_text(render_markdown(blocks), encoding="utf-8")
+    (out / "report.html").write_text(render_html(blocks, title), encoding="utf-8")
+    return md_path
