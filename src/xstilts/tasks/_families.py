@@ -52,7 +52,7 @@ class SpanQATask(Task):
     """Extractive QA; Hub rows are SQuAD-like (``answers = {"text": [...], "answer_start": [...]}``)."""
 
     family = "span_qa"
-    metric = "squad_f1_em"
+    metric = "squad_em_f1"
     # SQuAD 2.0 marks unanswerable questions by an empty answer list.
     empty_answers_mean_impossible: ClassVar[bool] = False
 

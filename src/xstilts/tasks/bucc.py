@@ -17,7 +17,7 @@ class BUCC2018(Task):
     family = "retrieval"
     languages = ("de", "fr", "ru", "zh")
     splits = ("dev", "test")
-    metric = "f1"
+    metric = "bucc_f1"
     hub_id = "google/xtreme"
     license = "BUCC 2018 shared task data (research use)"
     description = "Bitext mining against English; no training data (zero-shot from the encoder)."

@@ -14,6 +14,7 @@ from xstilts.tasks.registry import HubRef, register_task
 class MLQA(SpanQATask):
     name = "mlqa"
     kind = "target"
+    metric = "mlqa_em_f1"  # language-aware normalisation, not SQuAD's
     languages = ("en", "ar", "de", "es", "hi", "vi", "zh")
     splits = ("dev", "test")
     hub_id = "facebook/mlqa"

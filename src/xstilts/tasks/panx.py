@@ -22,7 +22,7 @@ class PANX(TaggingTask):
                  "yo", "my", "zh", "kk", "tr", "et", "fi", "hu")
     splits = ("train", "dev", "test")
     labels = PANX_TAGS
-    metric = "f1"
+    metric = "seqeval_f1"
     hub_id = "google/xtreme"
     license = "WikiANN: no licence file (ODC-BY per the Hub card of unimelb-nlp/wikiann)"
     description = "Named-entity recognition (PER, ORG, LOC; IOB2)."

@@ -24,7 +24,7 @@ class Tatoeba(Task):
     family = "retrieval"
     languages = tuple(ISO3)
     splits = ("test",)
-    metric = "accuracy"
+    metric = "tatoeba_accuracy"
     hub_id = "google/xtreme"
     license = "Tatoeba terms of use (CC BY 2.0 FR)"
     description = "Nearest-neighbour translation retrieval (up to 1,000 pairs per language); no training data."

@@ -27,7 +27,7 @@ class UDPOS(TaggingTask):
     languages = tuple(HUB_LANGUAGE_NAMES)
     splits = ("train", "dev", "test")
     labels = UPOS_TAGS
-    metric = "f1"
+    metric = "seqeval_f1"
     hub_id = "google/xtreme"
     license = "per treebank (CC BY-SA / CC BY-NC-SA, see each LICENSE.txt)"
     description = "POS tagging; XTREME concatenates all UD v2.5 treebanks of a language per split."
