@@ -169,3 +169,10 @@ def build_examples(spec: IntermediateSpec,
         pick = np.sort(np.random.default_rng([spec.seed, 2, k]).permutation(len(pool))[:count])
         out.extend(pool[i] for i in pick)
     return out
+
+
+def spec_from_dict(data: Mapping) -> IntermediateSpec:
+    """Inverse of :meth:`IntermediateSpec.to_dict` (as stored in a run config)."""
+    langs = tuple(LanguageSource(**dict(s)) for s in data["languages"])
+    return IntermediateSpec(data["task"], langs, int(data["size"]), int(data.get("seed", 0)),
+                            name=data.get("name", ""))

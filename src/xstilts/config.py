@@ -1,0 +1,218 @@
+"""Typed run configs: the single source of truth for one training run.
+
+A :class:`PhaseConfig` is built from CLI flags / MLflow params or a YAML file,
+validated (unknown names, leakage), logged with the run as ``config.yaml`` and
+hashed into a ``run_key``: two runs with the same key would train the same model,
+so a finished one is reused instead of retrained.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from xstilts.errors import XstiltsError
+
+TRAINING_VERSION = 1  # bump when the training code changes what a config produces
+SELECTION_POLICIES = ("english_dev", "last", "target_dev")
+CONDITIONS = ("none", "en", "multi", "en+mlm")
+Phase = Literal["intermediate", "target"]
+
+
+@dataclass
+class TrainingArgs:
+    learning_rate: float = field(default=5e-5, metadata={"help": "Peak learning rate (linear warmup, linear decay)."})
+    batch_size: int = field(default=32, metadata={"help": "Training examples per step."})
+    epochs: float = field(default=3.0, metadata={"help": "Passes over the training data (ignored if max_steps > 0)."})
+    max_steps: int = field(default=0, metadata={"help": "Total optimizer steps; 0 = derive from epochs."})
+    warmup_ratio: float = field(default=0.1, metadata={"help": "Share of steps with linear warmup."})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay (not on biases/LayerNorm)."})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm; 0 = off."})
+    max_length: int = field(default=128, metadata={"help": "Longest input in tokens (QA: window length)."})
+    doc_stride: int = field(default=128, metadata={"help": "QA: tokens shared by consecutive windows."})
+    bf16: bool | None = field(default=None, metadata={"help": "bf16 autocast; None = where the CPU has it natively."})
+    freeze_word_embeddings: bool = field(default=True, metadata={
+        "help": "Keep the word embeddings fixed: much faster on CPU and the stored model omits them."})
+    eval_every: int = field(default=0, metadata={"help": "Steps between dev evaluations; 0 = once per epoch."})
+    checkpoint_every: int = field(default=0, metadata={"help": "Steps between resumable checkpoints; 0 = at each eval."})
+    eval_batch_size: int = field(default=64, metadata={"help": "Examples per evaluation batch."})
+    threads: int = field(default=0, metadata={"help": "Torch threads; 0 = all available cores."})
+
+
+@dataclass
+class TaskData:
+    """One training task of a run and the dev data that selects its model."""
+
+    task: str
+    languages: list[str] = field(default_factory=lambda: ["en"])
+    split: str = "train"
+    max_examples: int | None = None
+    spec: dict | None = None  # an IntermediateSpec as dict (multilingual or size-matched data)
+    dev_split: str = "dev"
+    dev_languages: list[str] = field(default_factory=lambda: ["en"])
+    max_dev_examples: int | None = 500
+    source: str | None = None  # None (vendored, else Hub), "local", "hub" or a directory
+
+
+@dataclass
+class MLMConfig:
+    """Masked-LM loss on multilingual text mixed into intermediate training ("+MLM")."""
+
+    task: str = "xnli"  # whose sentences are the text
+    split: str = "dev"
+    languages: list[str] = field(default_factory=lambda: ["sw", "ur", "hi", "th", "ar"])
+    max_examples: int = 1000  # sentences per language
+    mask_probability: float = 0.15
+    weight: float = 1.0  # sampling weight relative to the task mixture
+
+
+@dataclass
+class PhaseConfig:
+    phase: Phase
+    tasks: list[TaskData]
+    base_model: str = "default"
+    init_from: str | None = None  # target phase: a registered intermediate model (models:/NAME/VERSION) or a dir
+    condition: str = "en"
+    seed: int = 0
+    selection: str = "english_dev"
+    mixture: str = "proportional"  # or "temperature"
+    temperature: float = 2.0
+    mlm: MLMConfig | None = None
+    num_hidden_layers: int | None = None  # keep only the first N encoder layers (fast test models)
+    store_dtype: str = "bfloat16"
+    training: TrainingArgs = field(default_factory=TrainingArgs)
+    experiment: str = "xstilts"
+    register: bool = True
+
+    def __post_init__(self) -> None:
+        self.tasks = [t if isinstance(t, TaskData) else TaskData(**t) for t in self.tasks]
+        if isinstance(self.training, dict):
+            self.training = TrainingArgs(**self.training)
+        if isinstance(self.mlm, dict):
+            self.mlm = MLMConfig(**self.mlm)
+
+    # -- validation ---------------------------------------------------------
+    def validate(self) -> PhaseConfig:
+        from xstilts.tasks import get_task
+
+        if self.phase not in ("intermediate", "target"):
+            raise XstiltsError(f"config field phase: {self.phase!r} is not 'intermediate' or 'target'")
+        if not self.tasks:
+            raise XstiltsError("config field tasks: at least one task is needed")
+        if self.selection not in SELECTION_POLICIES:
+            raise XstiltsError(f"config field selection: {self.selection!r}; valid: {', '.join(SELECTION_POLICIES)}")
+        if self.condition not in CONDITIONS:
+            raise XstiltsError(f"config field condition: {self.condition!r}; valid: {', '.join(CONDITIONS)}")
+        if self.mixture not in ("proportional", "temperature"):
+            raise XstiltsError(f"config field mixture: {self.mixture!r}; valid: proportional, temperature")
+        if self.phase == "target" and len(self.tasks) != 1:
+            raise XstiltsError("config field tasks: the target phase trains exactly one task")
+        if self.phase == "intermediate" and self.init_from:
+            raise XstiltsError("config field init_from: only the target phase starts from an intermediate model")
+        if self.mlm is not None and self.phase != "intermediate":
+            raise XstiltsError("config field mlm: the masked-LM mixture belongs to the intermediate phase")
+        for i, t in enumerate(self.tasks):
+            task = get_task(t.task)
+            if task.family == "retrieval":
+                raise XstiltsError(f"config field tasks[{i}].task: {t.task} has no training data (retrieval)")
+            if t.spec is None:
+                for lang in t.languages:
+                    task.check_language(lang)
+                task.check_split(t.split)
+            for lang in t.dev_languages:
+                task.check_language(lang)
+            task.check_split(t.dev_split)
+        from xstilts.data.leakage import check_no_leakage
+
+        check_no_leakage(self.split_uses())
+        return self
+
+    def split_uses(self):
+        from xstilts.data.intermediate_spec import spec_from_dict
+        from xstilts.data.leakage import SplitUse, uses_from_spec
+
+        role = "intermediate_train" if self.phase == "intermediate" else "target_train"
+        uses = []
+        for t in self.tasks:
+            if t.spec is not None:
+                uses += uses_from_spec(spec_from_dict(t.spec))
+            else:
+                uses.append(SplitUse(t.task, t.split, tuple(t.languages), role))
+            if self.selection != "last":
+                uses.append(SplitUse(t.task, t.dev_split, tuple(t.dev_languages), "model_selection"))
+        if self.mlm is not None:
+            uses.append(SplitUse(self.mlm.task, self.mlm.split, tuple(self.mlm.languages), role))
+        return uses
+
+    # -- serialisation -------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> PhaseConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise XstiltsError(f"{source}: unknown field(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise XstiltsError(f"{source}: {exc}") from None
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> PhaseConfig:
+        import yaml
+
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except FileNotFoundError:
+            raise XstiltsError(f"{path}: config file not found") from None
+        except yaml.YAMLError as exc:
+            raise XstiltsError(f"{path}: invalid YAML ({exc})") from None
+        if not isinstance(data, dict):
+            raise XstiltsError(f"{path}: expected a mapping of config fields at the top level")
+        return cls.from_dict(data, source=str(path))
+
+    def to_yaml(self) -> str:
+        import yaml
+
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    # -- identity ------------------------------------------------------------
+    def run_key(self) -> str:
+        """Hash of everything that determines the trained model (not threads, names or where it is logged)."""
+        d = self.to_dict()
+        for k in ("experiment", "register"):
+            d.pop(k)
+        for k in ("threads", "eval_batch_size"):
+            d["training"].pop(k)
+        d["training_version"] = TRAINING_VERSION
+        blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def data_spec_hash(self) -> str:
+        parts = [{"task": t.task, "languages": t.languages, "split": t.split, "max": t.max_examples, "spec": t.spec}
+                 for t in self.tasks]
+        if self.mlm is not None:
+            parts.append(asdict(self.mlm))
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def flatten_params(obj: Any, prefix: str = "") -> dict[str, str]:
+    """Nested config -> flat ``a.b.c`` MLflow params (values as strings, lists JSON)."""
+    if is_dataclass(obj):
+        obj = asdict(obj)
+    out: dict[str, str] = {}
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out.update(flatten_params(v, f"{prefix}{k}."))
+        return out
+    if isinstance(obj, list) and obj and isinstance(obj[0], dict):
+        for i, v in enumerate(obj):
+            out.update(flatten_params(v, f"{prefix}{i}."))
+        return out
+    value = json.dumps(obj) if isinstance(obj, (list, tuple)) else str(obj)
+    return {prefix.rstrip("."): value[:6000]}

@@ -1,0 +1,126 @@
+"""Run a model over one task's evaluation data and score it with the task's metric.
+
+Shared by model selection during training and by ``xstilts evaluate``: batches of
+similar length (longest first), inference mode, bf16 autocast where the CPU has it.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from xstilts.data.featurize.batching import length_grouped_batches
+from xstilts.data.task_features import TaskFeatures
+
+
+@dataclass
+class EvalData:
+    task: Any  # xstilts.tasks.registry.Task
+    lang: str
+    split: str
+    examples: list[Any]
+    features: TaskFeatures
+
+
+def _batches(data: EvalData, batch_size: int) -> list[list[int]]:
+    f = data.features
+    lengths = [max(len(f.features[i].input_ids) for i in u) for u in f.units]
+    return length_grouped_batches(lengths, batch_size, seed=0, shuffle=False)
+
+
+def _forward_all(model, head: str, data: EvalData, batch_size: int, bf16: bool):
+    """Yield (units of the batch, model output) for every batch."""
+    f = data.features
+    cast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    model.eval()
+    with torch.inference_mode(), cast:
+        for units in _batches(data, batch_size):
+            rows = [i for u in units for i in f.units[u]]
+            batch = f.collate([f.features[i] for i in rows])
+            batch = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask")}
+            yield units, rows, model(head, batch)
+
+
+def predict(model, head: str, data: EvalData, *, batch_size: int = 64, bf16: bool = False) -> Any:
+    """Family-specific predictions in example order.
+
+    classification: label string per example; tagging: tag list per example;
+    span QA: ``{guid: answer text}``; multiple choice: choice index per example.
+    """
+    family = data.task.family
+    feats = data.features.features
+    if family == "sentence_classification":
+        out = np.zeros(len(data.examples), dtype=np.int64)
+        for units, rows, res in _forward_all(model, head, data, batch_size, bf16):
+            pred = res.logits.float().argmax(-1).numpy()
+            for r, p in zip(rows, pred):
+                out[feats[r].example_index] = p
+        labels = data.task.labels
+        return [labels[i] for i in out]
+    if family == "multiple_choice":
+        out = np.zeros(len(data.examples), dtype=np.int64)
+        for units, rows, res in _forward_all(model, head, data, batch_size, bf16):
+            pred = res.logits.float().argmax(-1).numpy()
+            for u, p in zip(units, pred):
+                out[feats[data.features.units[u][0]].example_index] = p
+        return out.tolist()
+    if family == "tagging":
+        from xstilts.data.featurize.tagging import word_predictions
+
+        token_preds: list[np.ndarray | None] = [None] * len(feats)
+        for units, rows, res in _forward_all(model, head, data, batch_size, bf16):
+            pred = res.logits.float().argmax(-1).numpy()
+            for r, p in zip(rows, pred):
+                token_preds[r] = p[: len(feats[r].input_ids)]
+        ids = word_predictions(feats, token_preds, data.examples)
+        labels = data.task.labels
+        return [[labels[i] for i in row] for row in ids]
+    if family == "span_qa":
+        from xstilts.data.featurize.span_qa import best_spans
+
+        starts: list[np.ndarray | None] = [None] * len(feats)
+        ends: list[np.ndarray | None] = [None] * len(feats)
+        for units, rows, res in _forward_all(model, head, data, batch_size, bf16):
+            s, e = (x.float().numpy() for x in res.logits)
+            for k, r in enumerate(rows):
+                n = len(feats[r].input_ids)
+                starts[r], ends[r] = s[k, :n], e[k, :n]
+        return best_spans(starts, ends, feats, data.examples,
+                          allow_impossible=any(ex.is_impossible for ex in data.examples))
+    raise ValueError(f"task {data.task.name}: cannot predict family {family}")
+
+
+def gold(data: EvalData) -> Any:
+    """Gold labels in the form :func:`predict` returns predictions."""
+    family = data.task.family
+    if family == "sentence_classification":
+        return [ex.label for ex in data.examples]
+    if family == "multiple_choice":
+        return [ex.label for ex in data.examples]
+    if family == "tagging":
+        return [list(ex.tags) for ex in data.examples]
+    if family == "span_qa":
+        from xstilts.evaluation.metrics.squad import references_from_examples
+
+        return references_from_examples(data.examples)
+    raise ValueError(f"task {data.task.name}: no gold labels for family {family}")
+
+
+def score(data: EvalData, predictions: Any) -> dict[str, float]:
+    """The task's registered metric on ``predictions`` (values in percent)."""
+    from xstilts.evaluation.metrics.registry import get_metric
+
+    metric = get_metric(data.task.metric)
+    return metric.compute(gold(data), predictions, language=data.lang)
+
+
+def headline(task, scores: dict[str, float]) -> float:
+    """One number per task-language (QA: (EM + F1) / 2, as XTREME averages)."""
+    from xstilts.evaluation.metrics.registry import get_metric
+
+    keys = get_metric(task.metric).headline
+    return float(np.mean([scores[k] for k in keys]))

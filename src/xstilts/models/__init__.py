@@ -1,0 +1,1 @@
+"""Task heads on one shared encoder, and compact save/load of trained models."""

@@ -1,0 +1,1 @@
+"""The training loop, its batch schedule, checkpoints (resume) and model selection."""

@@ -1,0 +1,165 @@
+"""The training loop: length-grouped dynamic batches, bf16 autocast, fused AdamW,
+periodic dev evaluation for model selection, and resumable checkpoints."""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from xstilts.config import TrainingArgs
+from xstilts.training.checkpoint import CheckpointDir, set_rng_state
+from xstilts.training.schedule import Step, build_schedule
+
+
+@dataclass
+class TrainSet:
+    """One training stream: a task (or the MLM text) and its features.
+
+    ``units`` groups feature indices that must share a batch (the choices of one
+    multiple-choice example); for other families each unit is one feature.
+    """
+
+    name: str
+    features: Sequence[Any]
+    collate: Callable[[Sequence[Any]], dict[str, torch.Tensor]]
+    units: list[list[int]]
+    weight: float = 1.0
+
+    @property
+    def lengths(self) -> list[int]:
+        return [max(len(self.features[i].input_ids) for i in u) for u in self.units]
+
+    def batch(self, unit_ids: Sequence[int]) -> dict[str, torch.Tensor]:
+        return self.collate([self.features[i] for u in unit_ids for i in self.units[u]])
+
+
+@dataclass
+class LoopResult:
+    steps: int
+    history: list[dict] = field(default_factory=list)  # one entry per evaluation
+    best_step: int | None = None
+    best_score: float | None = None
+    resumed_from: int = 0
+    seconds: float = 0.0
+    train_examples: int = 0  # units processed in this process (for throughput)
+    train_tokens: int = 0
+
+    @property
+    def examples_per_second(self) -> float:
+        return self.train_examples / self.seconds if self.seconds else float("nan")
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(model: torch.nn.Module, args: TrainingArgs) -> torch.optim.Optimizer:
+    groups = _param_groups(model, args.weight_decay)
+    try:  # the fused CPU kernel does the whole update in one pass per tensor
+        return torch.optim.AdamW(groups, lr=args.learning_rate, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.AdamW(groups, lr=args.learning_rate, foreach=True)
+
+
+def linear_schedule(optimizer: torch.optim.Optimizer, total: int, warmup_ratio: float):
+    warmup = int(math.ceil(total * warmup_ratio))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def train(model, sets: Sequence[TrainSet], args: TrainingArgs, *, seed: int, mixture: str = "proportional",
+          temperature: float = 2.0, bf16: bool = False, checkpoints: CheckpointDir | None = None,
+          evaluate: Callable[[Any], float] | None = None, keep_best: bool = True,
+          on_metrics: Callable[[dict[str, float], int], None] | None = None,
+          progress: bool = True) -> LoopResult:
+    """Train ``model`` over ``sets`` (a mixture when several) and return the loop's record.
+
+    ``evaluate(model) -> score`` (higher is better) runs every ``eval_every`` steps
+    (default once per epoch) and at the end; with ``keep_best`` the best-scoring
+    weights are restored into ``model`` before returning. A resumable checkpoint is
+    written at every evaluation (or every ``checkpoint_every`` steps); if
+    ``checkpoints`` holds one for this run, training continues from it.
+    """
+    from tqdm.auto import tqdm
+
+    torch.manual_seed(seed)
+    schedule: list[Step] = build_schedule([s.lengths for s in sets], batch_size=args.batch_size, epochs=args.epochs,
+                                          max_steps=args.max_steps, seed=seed, mixture=mixture,
+                                          temperature=temperature, weights=[s.weight for s in sets])
+    total = len(schedule)
+    per_epoch = max(1, int(sum(math.ceil(len(s.units) / args.batch_size) for s in sets)))
+    eval_every = args.eval_every or min(per_epoch, total)
+    ckpt_every = args.checkpoint_every or eval_every
+    optimizer = make_optimizer(model, args)
+    scheduler = linear_schedule(optimizer, total, args.warmup_ratio)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    result = LoopResult(steps=total)
+    best: dict | None = None
+    start = 0
+    if checkpoints is not None and (state := checkpoints.load_last()) is not None:
+        model.load_state_dict(state["model"], strict=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        result.history, best, start = state["history"], state["best"], state["step"]
+        result.resumed_from = start
+    cast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
+    t0 = time.perf_counter()
+    bar = tqdm(total=total, initial=start, desc="train", unit="step", disable=not progress, dynamic_ncols=True)
+    running = 0.0
+    for step in range(start, total):
+        model.train()
+        item = schedule[step]
+        train_set = sets[item.source]
+        batch = train_set.batch(item.units)
+        with cast():
+            out = model(train_set.name, batch)
+        out.loss.backward()
+        if args.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(trainable, args.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss = float(out.loss.detach())
+        running = loss if step == start else 0.9 * running + 0.1 * loss
+        result.train_examples += len(item.units)
+        result.train_tokens += int(batch["attention_mask"].sum())
+        bar.update(1)
+        bar.set_postfix(loss=f"{running:.3f}", task=train_set.name)
+        done = step + 1
+        if on_metrics is not None and (done % 10 == 0 or done == total):
+            on_metrics({"train.loss": running, "train.lr": scheduler.get_last_lr()[0]}, done)
+        if evaluate is not None and (done % eval_every == 0 or done == total):
+            score = float(evaluate(model))
+            result.history.append({"step": done, "score": score})
+            if on_metrics is not None:
+                on_metrics({"dev.score": score}, done)
+            if best is None or score > best["score"]:
+                best = {"step": done, "score": score}
+                if checkpoints is not None and keep_best:
+                    checkpoints.save_best(model)
+        if checkpoints is not None and (done % ckpt_every == 0 or done == total) and done < total:
+            checkpoints.save(model=model, optimizer=optimizer, scheduler=scheduler, step=done,
+                             history=result.history, best=best)
+    bar.close()
+    result.seconds = time.perf_counter() - t0
+    if best is not None:
+        result.best_step, result.best_score = best["step"], best["score"]
+        if keep_best and best["step"] != total and checkpoints is not None:
+            checkpoints.load_best_into(model)
+    return result
