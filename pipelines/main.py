@@ -6,10 +6,9 @@ Thin by design: MLflow params arrive as CLI flags, the library does the work.
 """
 import sys
 
+from _params import cli_args
+
 from xstilts.cli import main
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    # MLflow passes numeric params as floats ("0.0"); the CLI wants an int.
-    args = [str(int(float(a))) if i > 0 and args[i - 1] == "--max-pairs" else a for i, a in enumerate(args)]
-    main(["model", "check", "--track", *args], prog_name="xstilts")
+    main(["model", "check", "--track", *cli_args(sys.argv[1:])], prog_name="xstilts")

@@ -115,9 +115,14 @@ def model_check(model_ref, langs, max_pairs, layer, bf16, random_init, num_layer
 
 
 def _add_subgroups() -> None:
+    from xstilts.evaluation.commands import evaluate
     from xstilts.tasks.commands import tasks_group
+    from xstilts.training.commands import intermediate_command, target_command
 
     main.add_command(tasks_group)
+    main.add_command(evaluate)
+    main.add_command(intermediate_command)
+    main.add_command(target_command)
 
 
 _add_subgroups()

@@ -30,3 +30,9 @@ def cache_root() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
     return base / "xstilts"
+
+
+def checkpoint_root() -> Path:
+    """Resumable training checkpoints; ``XSTILTS_CHECKPOINT_DIR`` overrides (default: under the cache)."""
+    env = os.environ.get("XSTILTS_CHECKPOINT_DIR")
+    return Path(env).expanduser() if env else cache_root() / "checkpoints"

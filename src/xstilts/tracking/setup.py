@@ -23,8 +23,8 @@ def configure_tracking(experiment: str | None = None) -> str:
 
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         mlflow.set_tracking_uri(default_tracking_uri())
-    if os.environ.get("MLFLOW_EXPERIMENT_ID") and experiment is None:
-        return os.environ["MLFLOW_EXPERIMENT_ID"]  # set by `mlflow run`
+    if os.environ.get("MLFLOW_RUN_ID") and os.environ.get("MLFLOW_EXPERIMENT_ID"):
+        return os.environ["MLFLOW_EXPERIMENT_ID"]  # inside `mlflow run`: log into its run and experiment
     name = experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
     found = mlflow.get_experiment_by_name(name)
     if found is None:

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from xstilts.config import TrainingArgs
-from xstilts.training.checkpoint import CheckpointDir, set_rng_state
+from xstilts.training.checkpoint import CheckpointDir, set_rng_state, trainable_state
 from xstilts.training.schedule import Step, build_schedule
 
 
@@ -86,7 +86,7 @@ def train(model, sets: Sequence[TrainSet], args: TrainingArgs, *, seed: int, mix
           temperature: float = 2.0, bf16: bool = False, checkpoints: CheckpointDir | None = None,
           evaluate: Callable[[Any], float] | None = None, keep_best: bool = True,
           on_metrics: Callable[[dict[str, float], int], None] | None = None,
-          progress: bool = True) -> LoopResult:
+          on_step: Callable[[int, int, int], None] | None = None, progress: bool = True) -> LoopResult:
     """Train ``model`` over ``sets`` (a mixture when several) and return the loop's record.
 
     ``evaluate(model) -> score`` (higher is better) runs every ``eval_every`` steps
@@ -94,6 +94,8 @@ def train(model, sets: Sequence[TrainSet], args: TrainingArgs, *, seed: int, mix
     weights are restored into ``model`` before returning. A resumable checkpoint is
     written at every evaluation (or every ``checkpoint_every`` steps); if
     ``checkpoints`` holds one for this run, training continues from it.
+    ``on_step(step, examples, tokens)`` is called after every optimizer step
+    (benchmarks time steps with it).
     """
     from tqdm.auto import tqdm
 
@@ -110,6 +112,7 @@ def train(model, sets: Sequence[TrainSet], args: TrainingArgs, *, seed: int, mix
     trainable = [p for p in model.parameters() if p.requires_grad]
     result = LoopResult(steps=total)
     best: dict | None = None
+    best_state: dict | None = None  # in memory when there is no checkpoint directory
     start = 0
     if checkpoints is not None and (state := checkpoints.load_last()) is not None:
         model.load_state_dict(state["model"], strict=False)
@@ -138,7 +141,10 @@ def train(model, sets: Sequence[TrainSet], args: TrainingArgs, *, seed: int, mix
         loss = float(out.loss.detach())
         running = loss if step == start else 0.9 * running + 0.1 * loss
         result.train_examples += len(item.units)
-        result.train_tokens += int(batch["attention_mask"].sum())
+        tokens = int(batch["attention_mask"].sum())
+        result.train_tokens += tokens
+        if on_step is not None:
+            on_step(step + 1, len(item.units), tokens)
         bar.update(1)
         bar.set_postfix(loss=f"{running:.3f}", task=train_set.name)
         done = step + 1
@@ -151,8 +157,10 @@ def train(model, sets: Sequence[TrainSet], args: TrainingArgs, *, seed: int, mix
                 on_metrics({"dev.score": score}, done)
             if best is None or score > best["score"]:
                 best = {"step": done, "score": score}
-                if checkpoints is not None and keep_best:
+                if keep_best and checkpoints is not None:
                     checkpoints.save_best(model)
+                elif keep_best:
+                    best_state = trainable_state(model)
         if checkpoints is not None and (done % ckpt_every == 0 or done == total) and done < total:
             checkpoints.save(model=model, optimizer=optimizer, scheduler=scheduler, step=done,
                              history=result.history, best=best)
@@ -160,6 +168,9 @@ def train(model, sets: Sequence[TrainSet], args: TrainingArgs, *, seed: int, mix
     result.seconds = time.perf_counter() - t0
     if best is not None:
         result.best_step, result.best_score = best["step"], best["score"]
-        if keep_best and best["step"] != total and checkpoints is not None:
-            checkpoints.load_best_into(model)
+        if keep_best and best["step"] != total:
+            if checkpoints is not None:
+                checkpoints.load_best_into(model)
+            elif best_state is not None:
+                model.load_state_dict(best_state, strict=False)
     return result

@@ -205,7 +205,7 @@ def run_phase(cfg: PhaseConfig, *, progress: bool = True, parent_run_id: str | N
 
     from xstilts.encoders.loading import load_tokenizer
     from xstilts.models.persist import save_model
-    from xstilts.paths import cache_root
+    from xstilts.paths import checkpoint_root
     from xstilts.runtime.cpu import resolve_bf16, set_threads
     from xstilts.tracking.registry import find_registered, log_and_register
     from xstilts.tracking.setup import configure_tracking
@@ -219,6 +219,10 @@ def run_phase(cfg: PhaseConfig, *, progress: bool = True, parent_run_id: str | N
     name = registry_name(cfg)
     if cfg.register and (found := find_registered(name, key)) is not None:
         log.info("reusing registered model %s (same config and seed, run %s)", found.uri, found.run_id)
+        import os
+
+        if os.environ.get("MLFLOW_RUN_ID"):  # inside `mlflow run`: say so in the run it created
+            mlflow.MlflowClient().set_tag(os.environ["MLFLOW_RUN_ID"], "reused_model", found.uri)
         return PhaseResult(found.run_id, found.uri, reused=True)
     previous = _retire_unfinished(key)
     bf16 = resolve_bf16(cfg.training.bf16)
@@ -237,7 +241,7 @@ def run_phase(cfg: PhaseConfig, *, progress: bool = True, parent_run_id: str | N
         last_scores: dict[str, float] = {}
         evaluate = dev_evaluator(dev_sets, batch_size=cfg.training.eval_batch_size, bf16=bf16,
                                  last_scores=last_scores) if dev_sets else None
-        ckpt = CheckpointDir(cache_root() / "checkpoints" / key, key)
+        ckpt = CheckpointDir(checkpoint_root() / key, key)
         mlflow.log_params({"train.examples": sum(len(s.units) for s in sets),
                            "train.sets": ",".join(s.name for s in sets)})
         result = train(model, sets, cfg.training, seed=cfg.seed, mixture=cfg.mixture, temperature=cfg.temperature,

@@ -1,0 +1,255 @@
+"""Training throughput: xstilts vs the Hugging Face Trainer, same model, data, seed.
+
+Paths, each on the same examples (real PAN-X English sentences or XNLI English
+rows), the same encoder (the offline default unless --model), batch size,
+learning rate, warmup, weight decay and seed:
+  (a) xstilts: its defaults (length-grouped dynamic batches, bf16 autocast where the
+      CPU has it, fused AdamW, frozen word embeddings);
+  (b) Trainer with the example scripts' defaults: fp32, padding to max_length;
+  (c) Trainer with its best CPU settings: bf16, dynamic padding,
+      train_sampling_strategy="group_by_length".
+Throughput is timed over the same number of steps per path, in alternating
+rounds within this one process (median of rounds), the first step of each
+round excluded (warm-up). Model FLOP utilisation = 6 x (encoder parameters
+outside the embeddings) x tokens per second (the usual dense-transformer
+estimate, attention scores ignored) over a bf16 matmul peak measured here.
+Then each path trains --epochs over all examples once and its English dev
+metric is computed by the same xstilts evaluation code.
+
+    python benchmarks/train_throughput.py --task panx --n-train 1000 --rounds 3 --steps 12 --epochs 2
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from xstilts.config import TrainingArgs
+from xstilts.data.loading import load_examples
+from xstilts.data.task_features import task_features
+from xstilts.encoders.loading import load_encoder, load_tokenizer, resolve_model
+from xstilts.evaluation.predict import EvalData, headline, predict, score
+from xstilts.models.multitask import HeadSpec, TaskOutput, XstiltsModel
+from xstilts.runtime.cpu import resolve_bf16, set_threads
+from xstilts.tasks import get_task
+from xstilts.training.loop import TrainSet, train
+
+SEED = 42
+
+
+def bf16_peak_gflops(n: int = 2048, reps: int = 10) -> float:
+    a = torch.randn(n, n, dtype=torch.bfloat16)
+    b = torch.randn(n, n, dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best / 1e9
+
+
+@dataclass
+class Timing:
+    examples: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+    _last: float = 0.0
+    _steps: int = 0
+
+    def start(self) -> None:
+        self._last = time.perf_counter()
+
+    def step(self, examples: int, tokens: int) -> None:
+        now = time.perf_counter()
+        self._steps += 1
+        if self._steps > 1:  # first step: allocator and kernel warm-up
+            self.examples += examples
+            self.tokens += tokens
+            self.seconds += now - self._last
+        self._last = now
+
+
+class HFAdapter(torch.nn.Module):
+    """Lets xstilts' evaluation code call a Hugging Face task model."""
+
+    def __init__(self, hf_model) -> None:
+        super().__init__()
+        self.hf = hf_model
+
+    def forward(self, task, batch):
+        return TaskOutput(None, self.hf(**batch).logits)
+
+
+def dense_params(model) -> int:
+    return sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n)
+
+
+# -- data ---------------------------------------------------------------------------------------
+
+def load_data(task_name: str, n_train: int, n_dev: int):
+    task = get_task(task_name)
+    if task_name == "xnli":
+        # XNLI's English training data (MultiNLI) is not vendored: split the real English dev rows.
+        rows = load_examples("xnli", "en", "dev")
+        return task, rows[:n_train], rows[n_train:n_train + n_dev]
+    return task, load_examples(task_name, "en", "train", max_examples=n_train), \
+        load_examples(task_name, "en", "dev", max_examples=n_dev)
+
+
+def hf_dataset(task, examples, tokenizer, *, pad_to_max: bool, max_length: int):
+    from datasets import Dataset
+
+    label_id = {label: i for i, label in enumerate(task.labels)}
+    if task.family == "tagging":
+        enc = tokenizer([list(ex.words) for ex in examples], is_split_into_words=True, truncation=True,
+                        max_length=max_length, padding="max_length" if pad_to_max else False)
+        labels = []
+        for i, ex in enumerate(examples):
+            prev, row = None, []
+            for w in enc.word_ids(i):
+                row.append(-100 if w is None or w == prev else label_id[ex.tags[w]])
+                prev = w
+            labels.append(row)
+    else:
+        enc = tokenizer([ex.text_a for ex in examples], [ex.text_b for ex in examples], truncation=True,
+                        max_length=max_length, padding="max_length" if pad_to_max else False)
+        labels = [label_id[ex.label] for ex in examples]
+    return Dataset.from_dict({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
+                              "labels": labels})
+
+
+# -- the three paths ----------------------------------------------------------------------------
+
+def xstilts_model(task, model_ref, layers):
+    torch.manual_seed(SEED)
+    model = XstiltsModel(load_encoder(model_ref, num_hidden_layers=layers),
+                         [HeadSpec(task.name, task.family, len(task.labels))], seed=SEED)
+    model.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
+    return model
+
+
+def run_xstilts(task, train_ex, tokenizer, args, *, steps: int | None, epochs: float):
+    model = xstilts_model(task, args.model, args.layers)
+    tf = task_features(task, train_ex, tokenizer, lang="en", split=f"bench{len(train_ex)}", max_length=args.max_length)
+    sets = [TrainSet(task.name, tf.features, tf.collate, tf.units)]
+    targs = TrainingArgs(learning_rate=args.lr, batch_size=args.batch_size, epochs=epochs, max_steps=steps or 0,
+                         warmup_ratio=0.1, weight_decay=0.01, max_length=args.max_length)
+    timing = Timing()
+    timing.start()
+    train(model, sets, targs, seed=SEED, bf16=resolve_bf16(None), progress=False,
+          on_step=lambda s, e, t: timing.step(e, t))
+    return model, timing
+
+
+def run_trainer(task, train_ex, tokenizer, args, *, best: bool, steps: int | None, epochs: float, out_dir: str):
+    from transformers import (AutoModelForSequenceClassification, AutoModelForTokenClassification,
+                              DataCollatorForTokenClassification, DataCollatorWithPadding, Trainer,
+                              TrainerCallback, TrainingArguments, default_data_collator)
+
+    path = resolve_model(args.model)
+    cls = AutoModelForTokenClassification if task.family == "tagging" else AutoModelForSequenceClassification
+    torch.manual_seed(SEED)
+    overrides = {"num_hidden_layers": args.layers} if args.layers else {}
+    model = cls.from_pretrained(path, num_labels=len(task.labels), **overrides)
+    ds = hf_dataset(task, train_ex, tokenizer, pad_to_max=not best, max_length=args.max_length)
+    if best:
+        collator = (DataCollatorForTokenClassification(tokenizer) if task.family == "tagging"
+                    else DataCollatorWithPadding(tokenizer))
+    else:
+        collator = default_data_collator
+    timing = Timing()
+
+    class Clock(TrainerCallback):
+        def on_train_begin(self, *a, **k):
+            timing.start()
+
+        def on_step_end(self, targs, state, control, **k):
+            timing.step(args.batch_size, 0)
+
+    extra = {"train_sampling_strategy": "group_by_length"} if best else {}
+    targs = TrainingArguments(output_dir=out_dir, per_device_train_batch_size=args.batch_size, learning_rate=args.lr,
+                              warmup_steps=0.1, weight_decay=0.01, num_train_epochs=epochs,
+                              max_steps=steps or -1, seed=SEED, bf16=best, use_cpu=True, report_to=[],
+                              save_strategy="no", logging_strategy="no", disable_tqdm=True,
+                              dataloader_num_workers=0, **extra)
+    trainer = Trainer(model=model, args=targs, train_dataset=ds, data_collator=collator, callbacks=[Clock()])
+    trainer.train()
+    # Trainer counts examples, not tokens: tokens per step = the batch's real tokens, measured from the data.
+    return HFAdapter(model), timing
+
+
+def dev_metric(task, model, dev_ex, tokenizer, args) -> float:
+    tf = task_features(task, dev_ex, tokenizer, lang="en", split=f"benchdev{len(dev_ex)}", max_length=args.max_length)
+    data = EvalData(task, "en", "dev", dev_ex, tf)
+    return headline(task, score(data, predict(model, task.name, data, batch_size=64, bf16=False)))
+
+
+def main() -> None:
+    import tempfile
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--task", default="panx", choices=["panx", "xnli"])
+    p.add_argument("--model", default="default")
+    p.add_argument("--layers", type=int, default=None, help="Keep the first N layers (smoke runs).")
+    p.add_argument("--n-train", type=int, default=1000)
+    p.add_argument("--n-dev", type=int, default=500)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--steps", type=int, default=12, help="Timed steps per path per round.")
+    p.add_argument("--epochs", type=float, default=2.0, help="Epochs of the full run that gives the dev metric; "
+                                                               "0 skips it.")
+    p.add_argument("--threads", type=int, default=None)
+    args = p.parse_args()
+    threads = set_threads(args.threads)
+    tokenizer = load_tokenizer(args.model)
+    task, train_ex, dev_ex = load_data(args.task, args.n_train, args.n_dev)
+    # Real tokens per example under dynamic padding, for the Trainer paths' FLOP count.
+    lens = [len(f.input_ids) for f in task_features(task, train_ex, tokenizer, lang="en",
+                                                       split=f"bench{len(train_ex)}", max_length=args.max_length).features]
+    tokens_per_example = float(np.mean(lens))
+    peak = bf16_peak_gflops()
+    n_dense = dense_params(load_encoder(args.model, num_hidden_layers=args.layers))
+    print(f"task {args.task}: {len(train_ex)} train / {len(dev_ex)} dev examples, {tokens_per_example:.1f} tokens "
+          f"per example, batch {args.batch_size}, {threads} threads, bf16 matmul peak {peak:.0f} GFLOP/s, "
+          f"{n_dense / 1e6:.1f} M dense encoder parameters")
+    names = {"a": "xstilts", "b": "Trainer fp32 pad-to-max", "c": "Trainer bf16 dynamic+grouped"}
+    rates: dict[str, list[float]] = {k: [] for k in names}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            for key in "abc":
+                if key == "a":
+                    _, t = run_xstilts(task, train_ex, tokenizer, args, steps=args.steps, epochs=1)
+                else:
+                    _, t = run_trainer(task, train_ex, tokenizer, args, best=key == "c", steps=args.steps, epochs=1,
+                                       out_dir=tmp)
+                rates[key].append(t.examples / t.seconds)
+                print(f"  round {r + 1} {names[key]:<30} {rates[key][-1]:7.1f} ex/s", flush=True)
+        med = {k: statistics.median(v) for k, v in rates.items()}
+        print("\nmedian examples/s over rounds")
+        for k in "abc":
+            flops = 6 * n_dense * tokens_per_example * med[k]
+            print(f"  ({k}) {names[k]:<30} {med[k]:7.1f} ex/s   MFU {100 * flops / 1e9 / peak:5.1f} % of bf16 peak")
+        print(f"  ratio (a)/(b) = {med['a'] / med['b']:.2f}x   ratio (a)/(c) = {med['a'] / med['c']:.2f}x")
+        if args.epochs > 0:
+            print(f"\nfull runs, {args.epochs:g} epochs each, English dev {task.metric} (same evaluation code):")
+            for key in "abc":
+                t0 = time.perf_counter()
+                if key == "a":
+                    model, _ = run_xstilts(task, train_ex, tokenizer, args, steps=None, epochs=args.epochs)
+                else:
+                    model, _ = run_trainer(task, train_ex, tokenizer, args, best=key == "c", steps=None,
+                                           epochs=args.epochs, out_dir=tmp)
+                m = dev_metric(task, model, dev_ex, tokenizer, args)
+                print(f"  ({key}) {names[key]:<30} dev {m:6.2f}   ({time.perf_counter() - t0:.0f} s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()

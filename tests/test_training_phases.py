@@ -1,0 +1,111 @@
+"""Intermediate -> target chaining, registry tags, reuse, failure handling and determinism.
+
+All runs use the real encoder cut to 2 layers and real data rows (XNLI English
+dev rows for the intermediate task, PAN-X English rows for the target task).
+"""
+from __future__ import annotations
+
+import mlflow
+import pytest
+import torch
+from mlflow import MlflowClient
+
+from xstilts.config import PhaseConfig, TaskData, TrainingArgs
+from xstilts.errors import XstiltsError
+from xstilts.models.persist import load_model
+from xstilts.tracking.registry import fetch_model_dir
+from xstilts.training import phase as phase_mod
+from xstilts.training.phase import run_phase
+
+TINY = dict(batch_size=8, epochs=1, max_length=48, eval_batch_size=32)
+
+
+@pytest.fixture
+def tracking(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("XSTILTS_CHECKPOINT_DIR", str(tmp_path / "ckpt"))
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    yield tmp_path
+    mlflow.set_tracking_uri("")
+
+
+def intermediate_config(seed=0, **kw) -> PhaseConfig:
+    return PhaseConfig(phase="intermediate", condition="en", seed=seed, selection="last", num_hidden_layers=2,
+                       tasks=[TaskData(task="xnli", languages=["en"], split="dev", max_examples=48)],
+                       training=TrainingArgs(**TINY), **kw)
+
+
+def target_config(init_from, seed=0, **kw) -> PhaseConfig:
+    return PhaseConfig(phase="target", condition="en" if init_from else "none", seed=seed, init_from=init_from,
+                       num_hidden_layers=2,
+                       tasks=[TaskData(task="panx", languages=["en"], max_examples=48, max_dev_examples=32)],
+                       training=TrainingArgs(**TINY), **kw)
+
+
+def test_chain_registers_two_tagged_models_and_target_starts_from_intermediate(tracking, encoder_2layer):
+    inter = run_phase(intermediate_config(), progress=False)
+    target = run_phase(target_config(inter.model_uri), progress=False)
+    client = MlflowClient()
+    for uri, phase, task in ((inter.model_uri, "intermediate", "xnli"), (target.model_uri, "target", "panx")):
+        name, version = uri[len("models:/"):].rsplit("/", 1)
+        tags = client.get_model_version(name, version).tags
+        assert tags["phase"] == phase and tags["task"] == task
+        for key in ("condition", "data_spec_hash", "seed", "base_encoder", "code_version", "selection_policy",
+                    "run_key"):
+            assert tags[key], key
+    target_tags = client.get_model_version("xstilts-target-panx", target.model_uri.rsplit("/", 1)[1]).tags
+    assert target_tags["selection_policy"] == "english_dev" and target_tags["init_from"] == inter.model_uri
+    assert client.get_run(target.run_id).data.params["selection"] == "english_dev"
+    assert "dev.panx.en" in target.dev_scores
+
+    # The target phase's encoder starts from the intermediate encoder, not the base.
+    model = phase_mod.build_model(target_config(inter.model_uri))
+    inter_model = load_model(fetch_model_dir(inter.model_uri))
+    name = "encoder.encoder.layer.1.output.dense.weight"
+    start = dict(model.named_parameters())[name]
+    torch.testing.assert_close(start, dict(inter_model.named_parameters())[name])
+    base = dict(encoder_2layer.named_parameters())["encoder.layer.1.output.dense.weight"]
+    assert not torch.allclose(start, base)
+    assert set(model.heads) == {"panx"}  # the NLI head was dropped, a fresh tagging head added
+
+
+def test_same_config_and_seed_reuses_the_registered_model(tracking):
+    first = run_phase(intermediate_config(seed=3), progress=False)
+    again = run_phase(intermediate_config(seed=3), progress=False)
+    assert again.reused and again.model_uri == first.model_uri
+    other_seed = run_phase(intermediate_config(seed=4), progress=False)
+    assert not other_seed.reused and other_seed.model_uri != first.model_uri
+
+
+def test_exception_marks_run_failed_and_registers_nothing(tracking, monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(phase_mod, "build_dev_sets", boom)
+    cfg = target_config(None, seed=5)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        run_phase(cfg, progress=False)
+    runs = mlflow.search_runs(experiment_names=["xstilts"], output_format="list")
+    assert [r.info.status for r in runs] == ["FAILED"]
+    assert MlflowClient().search_model_versions("name = 'xstilts-target-panx'") == []
+    monkeypatch.undo()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tracking / 'mlflow.db'}")
+    monkeypatch.setenv("XSTILTS_CHECKPOINT_DIR", str(tracking / "ckpt"))
+    result = run_phase(cfg, progress=False)  # a rerun starts cleanly
+    assert not result.reused and result.model_uri.endswith("/1")
+
+
+def test_same_config_and_seed_give_the_same_metrics(tracking):
+    a = run_phase(target_config(None, seed=7, register=False), progress=False)
+    b = run_phase(target_config(None, seed=7, register=False), progress=False)
+    assert a.dev_scores and a.dev_scores == b.dev_scores
+    assert a.loop.history == b.loop.history
+
+
+def test_leakage_is_refused_before_anything_runs(tracking):
+    cfg = PhaseConfig(phase="intermediate", selection="english_dev", num_hidden_layers=2,
+                      tasks=[TaskData(task="xnli", languages=["en"], split="dev", dev_split="dev")])
+    with pytest.raises(XstiltsError, match="leakage"):
+        run_phase(cfg, progress=False)
+    assert mlflow.search_runs(experiment_names=["xstilts"], output_format="list") == []
