@@ -33,10 +33,9 @@ class CheckResult:
 
 def top1_accuracy(source: np.ndarray, target: np.ndarray) -> float:
     """Percent of rows i whose cosine nearest neighbour in ``target`` is row i."""
-    s = source / np.linalg.norm(source, axis=1, keepdims=True).clip(min=1e-12)
-    t = target / np.linalg.norm(target, axis=1, keepdims=True).clip(min=1e-12)
-    nearest = (s @ t.T).argmax(axis=1)
-    return 100.0 * float(np.mean(nearest == np.arange(len(s))))
+    from xstilts.evaluation.metrics.retrieval import nearest_neighbor
+
+    return 100.0 * float(np.mean(nearest_neighbor(source, target) == np.arange(len(source))))
 
 
 def run_check(model, tokenizer, corpora, *, model_name: str, layer: int = -1, bf16: bool = False,
@@ -45,6 +44,7 @@ def run_check(model, tokenizer, corpora, *, model_name: str, layer: int = -1, bf
     from tqdm.auto import tqdm
 
     from xstilts.encoders.embed import embed_sentences
+    from xstilts.evaluation.metrics.retrieval import tatoeba_accuracy
 
     result = CheckResult(model=model_name, layer=layer, bf16=bf16, max_pairs=max_pairs)
     start = time.perf_counter()
@@ -52,7 +52,8 @@ def run_check(model, tokenizer, corpora, *, model_name: str, layer: int = -1, bf
         n = len(corpus.source) if max_pairs is None else min(max_pairs, len(corpus.source))
         src = embed_sentences(model, tokenizer, corpus.source[:n], layer=layer, bf16=bf16, batch_size=batch_size)
         tgt = embed_sentences(model, tokenizer, corpus.target[:n], layer=layer, bf16=bf16, batch_size=batch_size)
-        result.accuracy[corpus.lang] = top1_accuracy(src, tgt)
+        # the same retrieval as `xstilts evaluate --task tatoeba` (its headline is xx->en too)
+        result.accuracy[corpus.lang] = tatoeba_accuracy(src, tgt).xx_to_en
         result.pairs[corpus.lang] = n
     result.seconds = time.perf_counter() - start
     return result

@@ -1,0 +1,416 @@
+"""Zero-shot evaluation of one model on every language of one task, in one process.
+
+``evaluate_model("models:/xstilts-target-panx/3", "panx")`` loads the model once,
+then for each language: loads the split, refuses it if its gold labels are
+missing or placeholders (:mod:`xstilts.evaluation.gold_check`), predicts
+(length-sorted batches, inference mode, bf16 autocast where the CPU has it),
+writes XTREME's prediction file ``{out_dir}/predictions/{task}/{split}-{lang}.{tsv|json}``
+and scores it with the task's registered metric. Averages follow XTREME
+(:func:`~xstilts.evaluation.metrics.aggregate.summarize_task`), with and without English.
+
+Retrieval tasks (Tatoeba, BUCC) use the encoder alone: a bare encoder (the
+offline default, a local Hugging Face directory, a Hub id) or the encoder of a
+trained xstilts model (see :mod:`xstilts.evaluation.retrieval_eval`).
+
+MLflow: scores are logged as ``{task}.{metric}.{lang}`` plus the averages
+(``{task}.{metric}.avg``, ``{task}.score``, ``*_no_en``) and the prediction files
+as artifacts, in a **child run** of the run that trained the model (tag
+``mlflow.parentRunId``, same experiment). A child run rather than the training run
+itself, so that evaluating again (another split, more examples, a new layer)
+never overwrites or mixes with earlier numbers, and every evaluation keeps its
+own settings as parameters (``eval.*``). Under ``mlflow run`` the entry point's
+run is used and tagged as that child; models without a training run (bare
+encoders, plain directories) get a top-level run.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xstilts.errors import UnknownNameError, XstiltsError
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("test", "dev")
+#: XTREME's ``max_seq_length`` per family (QA: 384-token windows, stride 128).
+DEFAULT_MAX_LENGTH = {"sentence_classification": 128, "tagging": 128, "multiple_choice": 128,
+                      "span_qa": 384, "retrieval": 128}
+DEFAULT_DOC_STRIDE = 128
+#: Padded tokens per forward pass (see :func:`xstilts.evaluation.predict.predict`).
+DEFAULT_MAX_TOKENS = 1024
+
+
+# -- the model -------------------------------------------------------------------------------
+
+@dataclass
+class EvalModel:
+    """What evaluation needs of a model reference, loaded once."""
+
+    ref: str
+    tokenizer: Any
+    encoder: Any                      # the bare transformer (retrieval)
+    model: Any | None = None          # XstiltsModel with heads; None for a bare encoder
+    base_model: str = ""              # the encoder the model was built on (names the default layer)
+    run_id: str | None = None         # the MLflow run that trained a registered model
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def _is_model_dir(ref: str) -> bool:
+    from xstilts.models.persist import MANIFEST
+
+    return (Path(ref).expanduser() / MANIFEST).is_file()
+
+
+def load_eval_model(model_ref: str, *, needs_head: bool) -> EvalModel:
+    """Load ``model_ref``: ``models:/NAME/VERSION``, an xstilts model directory, or a bare encoder.
+
+    Raises:
+        XstiltsError: a bare encoder where a task head is needed, or an unusable reference.
+    """
+    from xstilts.encoders.loading import load_encoder, load_tokenizer, resolve_model
+
+    ref = str(model_ref)
+    if ref.startswith("models:/") or _is_model_dir(ref):
+        from xstilts.models.persist import load_model, read_manifest
+        from xstilts.tracking.registry import fetch_model_dir, resolve_registered
+
+        run_id, tags = None, {}
+        if ref.startswith("models:/"):
+            from xstilts.tracking.setup import configure_tracking
+
+            configure_tracking()
+            registered = resolve_registered(ref)
+            run_id, tags = registered.run_id, registered.tags
+        model_dir = fetch_model_dir(ref)
+        manifest = read_manifest(model_dir)
+        model = load_model(model_dir)
+        model.eval()
+        return EvalModel(ref, load_tokenizer(manifest["base_model"]), model.encoder, model,
+                         str(manifest["base_model"]), run_id, dict(tags))
+    if needs_head:
+        raise XstiltsError(f"model {ref!r} is not a trained xstilts model (models:/NAME/VERSION or a directory "
+                           f"with xstilts_model.json), so it has no task head; only the retrieval tasks "
+                           f"(tatoeba, bucc2018) can evaluate a bare encoder")
+    resolved = resolve_model(None if ref in ("", "default") else ref)
+    encoder = load_encoder(resolved)
+    encoder.eval()
+    return EvalModel(ref, load_tokenizer(resolved), encoder, None, resolved)
+
+
+def resolve_head(model, task) -> str:
+    """The head that predicts ``task``: the model's only head, else the one named after the task
+    (or after the task it is trained on, e.g. ``squad`` for XQuAD and MLQA)."""
+    specs = model.head_specs
+    if len(specs) == 1:
+        name = next(iter(specs))
+    else:
+        names = [n for n in (task.name, task.train_task) if n and n in specs]
+        if not names:
+            raise XstiltsError(f"the model has heads {sorted(specs)}, none for task {task.name}"
+                               + (f" (or {task.train_task})" if task.train_task else ""))
+        name = names[0]
+    spec = specs[name]
+    if spec.family != task.family:
+        raise XstiltsError(f"the model's head {name!r} is a {spec.family} head; task {task.name} "
+                           f"needs {task.family}")
+    if task.labels and spec.num_labels != len(task.labels):
+        raise XstiltsError(f"the model's head {name!r} predicts {spec.num_labels} labels; task {task.name} "
+                           f"has {len(task.labels)} ({', '.join(task.labels)})")
+    return name
+
+
+# -- which data ------------------------------------------------------------------------------
+
+def _real_local(task, lang: str, split: str) -> bool:
+    """Local files exist and are more than the HF few-example dummy sample."""
+    from xstilts.data.loading import local_files
+
+    files = local_files(task, lang, split)
+    return bool(files) and not any("hf_dummy_samples" in f.parts for f in files)
+
+
+def resolve_split(task, split: str | None, langs: list[str] | None) -> str:
+    """``split`` if given; else whichever of test and dev has local data for more of the
+    requested languages (all of the task's if none are given), test on ties."""
+    if split is not None:
+        task.check_split(split)
+        if split not in SPLITS:
+            raise XstiltsError(f"evaluate scores a dev or test split, not {split!r}")
+        return split
+    pool = langs or list(task.languages)
+    counts = {s: sum(_real_local(task, lang, s) for lang in pool) for s in SPLITS if s in task.splits}
+    if not counts:
+        raise XstiltsError(f"task {task.name} has neither a dev nor a test split")
+    return max(counts, key=lambda s: (counts[s], s == "test"))
+
+
+def resolve_languages(task, split: str, langs: list[str] | None) -> list[str]:
+    """``langs`` checked against the task, or every language with local data for ``split``."""
+    if langs:
+        return [task.check_language(lang) for lang in langs]
+    found = [lang for lang in task.languages if _real_local(task, lang, split)]
+    if not found:
+        raise XstiltsError(f"task {task.name} has no local {split} data for any language; pass --langs to "
+                           f"load them from the Hugging Face Hub ({task.hub_id})")
+    return found
+
+
+# -- results ---------------------------------------------------------------------------------
+
+@dataclass
+class LanguageResult:
+    lang: str
+    num_examples: int
+    scores: dict[str, float]          # percent, the metric's keys
+    headline: float
+    predictions_file: str
+    seconds: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EvalReport:
+    model: str
+    task: str
+    split: str
+    metric: str
+    settings: dict[str, Any]
+    languages: list[LanguageResult]
+    summary: dict[str, float]         # TaskSummary.as_metrics(): averages and task score
+    seconds: float
+    run_id: str | None = None
+    predictions_dir: str = ""
+
+    def metrics(self) -> dict[str, float]:
+        """Flat MLflow metrics: ``{task}.{metric}.{lang}`` and the summary."""
+        out: dict[str, float] = {}
+        for r in self.languages:
+            out.update({f"{self.task}.{k}.{r.lang}": v for k, v in r.scores.items()})
+            if "threshold" in r.details:
+                out[f"{self.task}.threshold.{r.lang}"] = r.details["threshold"]
+        out.update(self.summary)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"metrics": self.metrics()}
+
+
+# -- evaluation ------------------------------------------------------------------------------
+
+def _write_predictions(pred_dir: Path, task, split: str, lang: str, predictions) -> Path:
+    from xstilts.evaluation import predictions as files
+
+    if task.name == "bucc2018":
+        return files.write_pair_predictions(pred_dir, task.name, split, lang, predictions)
+    if task.family == "tagging":
+        return files.write_tag_predictions(pred_dir, task.name, split, lang, predictions)
+    if task.family == "span_qa":
+        return files.write_answer_predictions(pred_dir, task.name, split, lang, predictions)
+    return files.write_label_predictions(pred_dir, task.name, split, lang, predictions)
+
+
+@dataclass
+class LanguageData:
+    """One language's split, loaded and checked for gold labels before any model work."""
+
+    lang: str
+    data: Any                          # list of examples, or a ParallelCorpus (retrieval)
+    tune: Any | None = None            # BUCC: the dev corpus that tunes a test threshold
+
+
+def load_language_data(task, lang: str, split: str, *, max_examples: int | None,
+                       bucc_policy: str = "dev_tuned") -> LanguageData:
+    """Load ``(task, lang, split)``; refuse it if its gold labels are missing or placeholders."""
+    from xstilts.data.loading import load_examples, load_parallel
+    from xstilts.evaluation.gold_check import require_gold
+
+    if task.family == "retrieval":
+        corpus = load_parallel(task.name, lang, split)
+        require_gold(task, lang, split, corpus)
+        tune = None
+        if task.name == "bucc2018" and bucc_policy == "dev_tuned" and split == "test" \
+                and _real_local(task, lang, "dev"):
+            tune = load_parallel(task.name, lang, "dev")
+            require_gold(task, lang, "dev", tune)
+        return LanguageData(lang, corpus, tune)  # retrieval keeps its own prefix rule
+    examples = load_examples(task.name, lang, split)
+    require_gold(task, lang, split, examples)  # on the whole split: a prefix may look constant
+    return LanguageData(lang, examples[:max_examples] if max_examples is not None else examples)
+
+
+def _evaluate_language(em: EvalModel, task, head: str | None, item: LanguageData, split: str, *,
+                       max_examples: int | None, batch_size: int, bf16: bool, max_length: int,
+                       layer: int | None, bucc_policy: str, progress: bool, max_tokens: int | None):
+    """(scores, predictions, number of examples, details) of one language."""
+    lang = item.lang
+    desc = f"{task.name} {lang}" if progress else None
+    if task.family == "retrieval":
+        from xstilts.evaluation import retrieval_eval
+
+        kw = dict(layer=layer, bf16=bf16, batch_size=batch_size, max_examples=max_examples,
+                  max_length=max_length, progress=desc)
+        if task.name == "tatoeba":
+            out = retrieval_eval.evaluate_tatoeba(em.encoder, em.tokenizer, item.data, **kw)
+        else:
+            out = retrieval_eval.evaluate_bucc_split(em.encoder, em.tokenizer, item.data, policy=bucc_policy,
+                                                     tune_corpus=item.tune, **kw)
+        return out.scores, out.predictions, out.num_examples, out.details
+
+    from xstilts.data.task_features import task_features
+    from xstilts.evaluation.predict import EvalData, predict, score
+
+    features = task_features(task, item.data, em.tokenizer, lang=lang, split=split, max_length=max_length,
+                             doc_stride=DEFAULT_DOC_STRIDE)
+    data = EvalData(task, lang, split, item.data, features)
+    predictions = predict(em.model, head, data, batch_size=batch_size, bf16=bf16, progress=desc,
+                          max_tokens=max_tokens)
+    return score(data, predictions), predictions, len(item.data), {}
+
+
+def evaluate_model(model_ref: str, task: str, *, langs: list[str] | None = None, split: str | None = None,
+                   max_examples: int | None = None, batch_size: int = 64, bf16: bool | None = None,
+                   out_dir: str | os.PathLike[str] = ".", layer: int | None = None,
+                   bucc_threshold_policy: str = "dev_tuned", max_length: int | None = None,
+                   max_tokens: int | None = DEFAULT_MAX_TOKENS, log_to_mlflow: bool = True, run_id: str | None = None,
+                   progress: bool = True, model: EvalModel | None = None) -> EvalReport:
+    """Score ``model_ref`` on ``task`` in every language; see the module docstring.
+
+    Args:
+        model_ref: ``models:/NAME/VERSION``, an xstilts model directory, or (retrieval
+            only) a bare encoder: ``default``, a local HF directory or a Hub id.
+        task: a target task name.
+        langs: languages to score (default: every language with local data for the split).
+        split: ``dev`` or ``test`` (default: the one with local data for more languages, test on ties).
+        max_examples: keep the first N examples (retrieval: sentences per side) of each language.
+        batch_size: at most this many examples per forward pass.
+        max_tokens: and at most this many padded tokens (None: no token budget;
+            retrieval embeds fixed batches of ``batch_size``, as the encoder check does).
+        bf16: bf16 autocast; None = where the CPU supports it natively.
+        out_dir: prediction files go to ``{out_dir}/predictions/{task}/{split}-{lang}.*``.
+        layer: retrieval only, the hidden layer to pool (-1 = last); None = the model's default.
+        bucc_threshold_policy: ``dev_tuned`` or ``same_split`` (BUCC only; recorded).
+        max_length: tokens per input (default: XTREME's, 384 for QA, else 128).
+        log_to_mlflow: log scores, settings and prediction files (see module doc).
+        run_id: log into this existing MLflow run instead of a new child run.
+        model: an already loaded :class:`EvalModel` for ``model_ref`` (skips loading).
+    """
+    from xstilts.evaluation.metrics.aggregate import summarize_task
+    from xstilts.evaluation.metrics.bucc import ThresholdPolicy
+    from xstilts.evaluation.metrics.registry import get_metric
+    from xstilts.evaluation.retrieval_eval import default_layer
+    from xstilts.runtime.cpu import resolve_bf16
+    from xstilts.tasks import get_task
+
+    start = time.perf_counter()
+    t = get_task(task)
+    if t.kind != "target":
+        raise XstiltsError(f"task {task} is an intermediate task; evaluate scores the target tasks")
+    try:
+        bucc_threshold_policy = str(ThresholdPolicy(bucc_threshold_policy))
+    except ValueError:
+        raise UnknownNameError("BUCC threshold policy", bucc_threshold_policy,
+                               [p.value for p in ThresholdPolicy]) from None
+    if max_examples is not None and max_examples < 1:
+        raise XstiltsError(f"max_examples must be positive, got {max_examples}")
+    split = resolve_split(t, split, langs)
+    languages = resolve_languages(t, split, langs)
+    bf16 = resolve_bf16(bf16)
+    max_length = max_length or DEFAULT_MAX_LENGTH[t.family]
+    items = [load_language_data(t, lang, split, max_examples=max_examples, bucc_policy=bucc_threshold_policy)
+             for lang in languages]
+    em = model or load_eval_model(model_ref, needs_head=t.family != "retrieval")
+    head = resolve_head(em.model, t) if t.family != "retrieval" else None
+    if t.family == "retrieval" and layer is None:
+        layer = default_layer(em.base_model, em.encoder.config.num_hidden_layers)
+    metric = get_metric(t.metric)
+    settings: dict[str, Any] = {
+        "model": str(model_ref), "task": t.name, "split": split, "langs": ",".join(languages),
+        "max_examples": max_examples or "all", "batch_size": batch_size, "bf16": bf16,
+        "max_length": max_length, "head": head or "none (encoder)", "base_model": em.base_model,
+    }
+    if t.family == "retrieval":
+        settings |= {"layer": layer, "pooling": "mean"}
+    else:
+        settings["max_tokens"] = max_tokens or "none"
+    if t.name == "bucc2018":
+        settings["bucc_threshold_policy"] = bucc_threshold_policy
+    if em.tags.get("selection_policy"):
+        settings["model_selection_policy"] = em.tags["selection_policy"]
+    pred_dir = Path(out_dir) / "predictions"
+    results: list[LanguageResult] = []
+    for item in items:
+        lang = item.lang
+        t0 = time.perf_counter()
+        scores, predictions, n, details = _evaluate_language(
+            em, t, head, item, split, max_examples=max_examples, batch_size=batch_size, bf16=bf16,
+            max_length=max_length, layer=layer, bucc_policy=bucc_threshold_policy, progress=progress,
+            max_tokens=max_tokens)
+        path = _write_predictions(pred_dir, t, split, lang, predictions)
+        headline_value = sum(scores[k] for k in metric.headline) / len(metric.headline)
+        results.append(LanguageResult(lang, n, scores, headline_value, str(path), time.perf_counter() - t0, details))
+        log.info("%s %s %s: %s", t.name, split, lang, scores)
+    summary = summarize_task(t.name, {r.lang: r.scores for r in results}, metric.headline).as_metrics()
+    report = EvalReport(str(model_ref), t.name, split, t.metric, settings, results, summary,
+                        time.perf_counter() - start, predictions_dir=str(pred_dir / t.name))
+    write_report(report, out_dir)
+    if log_to_mlflow:
+        report.run_id = log_report(report, em, run_id=run_id)
+    return report
+
+
+def report_path(out_dir: str | os.PathLike[str], task: str, split: str) -> Path:
+    return Path(out_dir) / f"eval-{task}-{split}.json"
+
+
+def write_report(report: EvalReport, out_dir: str | os.PathLike[str]) -> Path:
+    from xstilts.evaluation.predictions import write_atomic
+
+    return write_atomic(report_path(out_dir, report.task, report.split),
+                        json.dumps(report.to_dict(), indent=2, default=str) + "\n")
+
+
+# -- MLflow ----------------------------------------------------------------------------------
+
+def _parent_experiment(parent_run_id: str) -> str | None:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return MlflowClient().get_run(parent_run_id).info.experiment_id
+    except MlflowException:
+        return None
+
+
+def log_report(report: EvalReport, em: EvalModel, *, run_id: str | None = None) -> str:
+    """Log ``report`` (see module doc for which run); returns the run id."""
+    import mlflow
+
+    from xstilts.tracking.setup import configure_tracking
+
+    configure_tracking()
+    tags = {"phase": "evaluation", "task": report.task, "eval.split": report.split, "eval.model": report.model}
+    parent = em.run_id if em.run_id and em.run_id != run_id and _parent_experiment(em.run_id) else None
+    if parent:
+        tags["mlflow.parentRunId"] = parent
+    if run_id or os.environ.get("MLFLOW_RUN_ID"):
+        context = mlflow.start_run(run_id=run_id)  # None resumes the run `mlflow run` started
+    else:
+        context = mlflow.start_run(run_name=f"eval-{report.task}-{report.split}",
+                                   experiment_id=_parent_experiment(parent) if parent else None)
+    with context as run:
+        mlflow.set_tags(tags)
+        mlflow.log_params({f"eval.{k}": v for k, v in report.settings.items()})
+        metrics = report.metrics()
+        total = sum(r.num_examples for r in report.languages)
+        metrics["eval.seconds"] = report.seconds
+        metrics["eval.examples_per_second"] = total / report.seconds if report.seconds else 0.0
+        mlflow.log_metrics(metrics)
+        for r in report.languages:
+            mlflow.log_artifact(r.predictions_file, f"predictions/{report.task}")
+        mlflow.log_dict(report.to_dict(), f"evaluation/{report.task}-{report.split}.json")
+        return run.info.run_id
