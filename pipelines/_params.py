@@ -5,6 +5,7 @@ turned back into integers."""
 INT_FLAGS = {"--max-examples", "--max-dev-examples", "--seed", "--max-steps", "--batch-size", "--max-length",
              "--num-layers", "--max-pairs", "--threads"}
 UNSET = {"", "none", "None", "null"}
+BOOL_FLAGS = {"--no-progress", "--json", "--track"}
 ZERO_MEANS_ALL = {"--max-examples", "--max-dev-examples", "--max-steps"}
 
 
@@ -13,7 +14,10 @@ def cli_args(argv: list[str]) -> list[str]:
     i = 0
     while i < len(argv):
         flag = argv[i]
-        if flag.startswith("--") and i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+        if flag in BOOL_FLAGS:
+            out.append(flag)
+            i += 1
+        elif flag.startswith("--") and i + 1 < len(argv) and not argv[i + 1].startswith("--"):
             value = argv[i + 1]
             i += 2
             if value in UNSET:

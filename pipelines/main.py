@@ -1,8 +1,7 @@
-"""`mlflow run . -e main`: the project's main job.
+"""`mlflow run . -e main`: the project's main job, the experiment grid.
 
-Until the experiment grid exists this is the encoder check (Tatoeba retrieval on
-the XTREME languages), logged into the MLflow run that `mlflow run` started.
-Thin by design: MLflow params arrive as CLI flags, the library does the work.
+Thin by design: the grid config file is the single source of truth; the run that
+`mlflow run` started becomes the grid's parent run.
 """
 import sys
 
@@ -11,4 +10,4 @@ from _params import cli_args
 from xstilts.cli import main
 
 if __name__ == "__main__":
-    main(["model", "check", "--track", *cli_args(sys.argv[1:])], prog_name="xstilts")
+    main(["grid", *cli_args(sys.argv[1:])], prog_name="xstilts")

@@ -116,6 +116,7 @@ def model_check(model_ref, langs, max_pairs, layer, bf16, random_init, num_layer
 
 def _add_subgroups() -> None:
     from xstilts.evaluation.commands import evaluate
+    from xstilts.grid.commands import analyze_command, grid_command
     from xstilts.tasks.commands import tasks_group
     from xstilts.training.commands import intermediate_command, target_command
 
@@ -123,6 +124,8 @@ def _add_subgroups() -> None:
     main.add_command(evaluate)
     main.add_command(intermediate_command)
     main.add_command(target_command)
+    main.add_command(grid_command)
+    main.add_command(analyze_command)
 
 
 _add_subgroups()

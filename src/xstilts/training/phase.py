@@ -201,6 +201,8 @@ def _retire_unfinished(key: str) -> str | None:
 
 
 def run_phase(cfg: PhaseConfig, *, progress: bool = True, parent_run_id: str | None = None) -> PhaseResult:
+    import os
+
     import mlflow
 
     from xstilts.encoders.loading import load_tokenizer
@@ -219,8 +221,6 @@ def run_phase(cfg: PhaseConfig, *, progress: bool = True, parent_run_id: str | N
     name = registry_name(cfg)
     if cfg.register and (found := find_registered(name, key)) is not None:
         log.info("reusing registered model %s (same config and seed, run %s)", found.uri, found.run_id)
-        import os
-
         if os.environ.get("MLFLOW_RUN_ID"):  # inside `mlflow run`: say so in the run it created
             mlflow.MlflowClient().set_tag(os.environ["MLFLOW_RUN_ID"], "reused_model", found.uri)
         return PhaseResult(found.run_id, found.uri, reused=True)
@@ -231,7 +231,9 @@ def run_phase(cfg: PhaseConfig, *, progress: bool = True, parent_run_id: str | N
         tags["mlflow.parentRunId"] = parent_run_id
     if previous:
         tags["previous_attempt"] = previous
-    with mlflow.start_run(run_name=f"{cfg.phase}-{head_name(cfg)}-{cfg.condition}-s{cfg.seed}", tags=tags) as run:
+    # nested when a caller holds a run open (parent given by tag otherwise)
+    with mlflow.start_run(run_name=f"{cfg.phase}-{head_name(cfg)}-{cfg.condition}-s{cfg.seed}", tags=tags,
+                          nested=mlflow.active_run() is not None and not os.environ.get("MLFLOW_RUN_ID")) as run:
         mlflow.log_params(flatten_params(cfg.to_dict()))
         mlflow.log_text(cfg.to_yaml(), "config.yaml")
         tokenizer = load_tokenizer(cfg.base_model)

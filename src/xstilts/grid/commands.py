@@ -1,0 +1,82 @@
+"""``xstilts grid`` and ``xstilts analyze``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from xstilts.errors import XstiltsError
+
+
+@click.command("grid")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="Grid YAML (default: the embedded offline grid, configs/default.yaml).")
+@click.option("--output-dir", default=None, help="Where results, evaluations and the report go "
+              "(default: the config's output_dir).")
+@click.option("--threads", type=int, default=None, help="Torch threads (default: all cores).")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+def grid_command(config_file, output_dir, threads, no_progress):
+    """Run the comparison: conditions (none / en / multi [/ en+mlm]) x seeds x targets.
+
+    Intermediate models are trained once per (condition, seed) and reused by every
+    target; finished models (registry) and evaluations (result files) are skipped,
+    so a rerun after a crash or a config extension does only what is missing.
+    Ends with a results table (CSV, Parquet) and report.md / report.html, all
+    logged to the grid's MLflow run.
+    """
+    from xstilts.grid.config import GridConfig
+    from xstilts.grid.runner import run_grid
+    from xstilts.paths import repo_root
+
+    path = config_file or str(repo_root() / "configs" / "default.yaml")
+    cfg = GridConfig.from_file(path)
+    if output_dir:
+        cfg.output_dir = output_dir
+    if threads is not None:
+        cfg.threads = threads
+    result = run_grid(cfg, progress=not no_progress)
+    click.echo(f"grid {cfg.name}: {result.trained} models trained, {result.reused} reused, "
+               f"{result.evaluated} evaluations run, {result.eval_reused} reused; {result.rows} result rows")
+    click.echo(f"results: {result.table_csv} and {result.table_parquet}")
+    click.echo(f"wall time: {result.seconds / 60:.1f} min (MLflow run {result.run_id})")
+    if result.report is not None:
+        click.echo(f"report: {result.report}")
+    else:
+        click.echo("report: not written (needs conditions en and multi and at least 2 seeds)")
+
+
+@click.command("analyze")
+@click.option("--results", "results_file", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="A grid's results table (results.csv or results.parquet).")
+@click.option("--out", "out_dir", default="report", show_default=True, help="Output folder for the report.")
+@click.option("--treatment", default="multi", show_default=True)
+@click.option("--control", default="en", show_default=True)
+@click.option("--tau", type=float, default=0.2, show_default=True, help="ASO threshold on epsilon_min.")
+@click.option("--title", default="xstilts analysis", show_default=True)
+@click.option("--log-mlflow/--no-log-mlflow", default=True, help="Log the report to an MLflow run.")
+def analyze_command(results_file, out_dir, treatment, control, tau, title, log_mlflow):
+    """Statistics and report from a results table: per-language mean, seed spread and
+    bootstrap CIs, dispersion across languages, Brown-Forsythe and std-ratio CIs for
+    variances, Almost Stochastic Order for means, a mixed-effects model, plots."""
+    import pandas as pd
+
+    from xstilts.analysis.report import write_report
+
+    table = pd.read_parquet(results_file) if results_file.endswith(".parquet") else pd.read_csv(results_file)
+    if table.empty:
+        raise XstiltsError(f"{results_file}: the results table is empty")
+    path = write_report(table, out_dir, title=title, treatment=treatment, control=control, tau=tau)
+    if log_mlflow:
+        import mlflow
+
+        from xstilts.tracking.setup import configure_tracking
+
+        configure_tracking()
+        with mlflow.start_run(run_name="analyze", tags={"kind": "analysis"}) as run:
+            mlflow.log_params({"results": results_file, "treatment": treatment, "control": control, "tau": tau})
+            mlflow.log_artifacts(str(Path(path).parent), "report")
+            click.echo(f"logged to MLflow run {run.info.run_id}", err=True)
+    click.echo(f"report: {path}")
+
+
+
