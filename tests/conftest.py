@@ -45,3 +45,17 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"{SHARED_DATA} not present (only on the project's machines and CI)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def full_tatoeba_check(default_encoder_dir) -> dict:
+    """`xstilts model check --json` on all 36 languages, full sets, run once per session (slow tests)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from xstilts.cli import main
+
+    result = CliRunner().invoke(main, ["model", "check", "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)

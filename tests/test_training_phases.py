@@ -109,3 +109,30 @@ def test_leakage_is_refused_before_anything_runs(tracking):
     with pytest.raises(XstiltsError, match="leakage"):
         run_phase(cfg, progress=False)
     assert mlflow.search_runs(experiment_names=["xstilts"], output_format="list") == []
+
+
+def test_mixture_of_families_with_mlm_trains_every_head(tracking):
+    """Multiple choice + NLI + masked LM in one intermediate run (temperature sampling)."""
+    from xstilts.config import MLMConfig
+
+    cfg = PhaseConfig(phase="intermediate", condition="en+mlm", selection="last", num_hidden_layers=2,
+                      mixture="temperature", temperature=2.0,
+                      tasks=[TaskData(task="commonsenseqa", languages=["en"], split="dev", max_examples=16),
+                             TaskData(task="xnli", languages=["en"], split="dev", max_examples=32)],
+                      mlm=MLMConfig(languages=["sw", "hi"], max_examples=16),
+                      training=TrainingArgs(batch_size=4, max_steps=12, max_length=48))
+    result = run_phase(cfg, progress=False)
+    model = load_model(fetch_model_dir(result.model_uri))
+    assert set(model.heads) == {"commonsenseqa", "xnli", "mlm"}
+    history = mlflow.MlflowClient().get_metric_history(result.run_id, "train.loss")
+    assert history and all(h.value == h.value and h.value < 20 for h in history)  # finite losses
+    assert result.model_uri.startswith("models:/xstilts-intermediate-commonsenseqa-xnli-mlm/")
+
+
+def test_span_qa_target_trains_on_real_tydiqa_rows(tracking):
+    cfg = PhaseConfig(phase="target", condition="none", selection="last", num_hidden_layers=2,
+                      tasks=[TaskData(task="tydiqa", languages=["en"], max_examples=24)],
+                      training=TrainingArgs(batch_size=4, max_steps=6, max_length=128, doc_stride=64))
+    result = run_phase(cfg, progress=False)
+    assert not result.reused and result.loop.steps == 6
+    assert set(load_model(fetch_model_dir(result.model_uri)).heads) == {"tydiqa"}
