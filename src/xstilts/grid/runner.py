@@ -173,6 +173,16 @@ def run_grid(cfg: GridConfig, *, progress: bool = True) -> GridResult:
     return result
 
 
+def _target_note(t: TargetGrid) -> str:
+    from xstilts.grid.plan import is_retrieval
+
+    size = f"evaluation on up to {t.max_eval_examples or 'all'} examples per language"
+    if is_retrieval(t):
+        return f"Target {t.task}: retrieval with the encoder itself (no target training); {size}."
+    return (f"Target {t.task}: {t.max_train_examples or 'all'} English training examples, "
+            f"{t.training.epochs:g} epochs, selection {t.selection}; {size}.")
+
+
 def _report(cfg: GridConfig, table, out: Path, result: GridResult) -> Path | None:
     from xstilts.analysis.report import write_report
 
@@ -187,8 +197,7 @@ def _report(cfg: GridConfig, table, out: Path, result: GridResult) -> Path | Non
         f"({cfg.intermediate.source_kind}); multi languages: "
         f"{', '.join(cfg.intermediate.languages) or 'all of the task'}; English among them: "
         f"{cfg.intermediate.include_english}.",
-        *[f"Target {t.task}: {t.max_train_examples or 'all'} English training examples, selection {t.selection}, "
-          f"evaluation on up to {t.max_eval_examples or 'all'} examples per language." for t in cfg.targets],
+        *[_target_note(t) for t in cfg.targets],
         f"Wall time of this grid invocation: {result.seconds / 60:.1f} min "
         f"({result.trained} models trained, {result.reused} reused, {result.evaluated} evaluations run, "
         f"{result.eval_reused} reused).",
