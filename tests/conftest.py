@@ -59,3 +59,16 @@ def full_tatoeba_check(default_encoder_dir) -> dict:
     result = CliRunner().invoke(main, ["model", "check", "--json"])
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
+
+
+@pytest.fixture
+def tracking(tmp_path, monkeypatch):
+    """A private MLflow store and checkpoint folder in ``tmp_path`` (also the working directory)."""
+    import mlflow
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("XSTILTS_CHECKPOINT_DIR", str(tmp_path / "ckpt"))
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    yield tmp_path
+    mlflow.set_tracking_uri("")

@@ -14,16 +14,6 @@ from xstilts.grid.runner import RESULT_COLUMNS, run_grid
 TINY = dict(batch_size=8, epochs=1, max_length=48, eval_batch_size=32)
 
 
-@pytest.fixture
-def tracking(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    monkeypatch.setenv("XSTILTS_CHECKPOINT_DIR", str(tmp_path / "ckpt"))
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    yield tmp_path
-    mlflow.set_tracking_uri("")
-
-
 def small_grid(out, seeds=(0, 1)) -> GridConfig:
     return GridConfig(
         name="small", num_hidden_layers=2, seeds=list(seeds), conditions=["none", "en", "multi"],

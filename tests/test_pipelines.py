@@ -28,3 +28,19 @@ def test_mlflow_params_become_cli_flags():
             "--num-layers", "", "--config", "none", "--no-progress"]
     assert cli_args(argv) == ["--task", "panx", "--seed", "1", "--batch-size", "32", "--no-progress"]
     assert cli_args(["--max-examples", "400.0"]) == ["--max-examples", "400"]
+
+
+def test_embedded_default_grid_config_loads_and_bad_files_fail_clearly(tmp_path):
+    import pytest
+
+    from xstilts.errors import XstiltsError
+    from xstilts.grid.config import GridConfig
+
+    cfg = GridConfig.from_file(ROOT / "configs" / "default.yaml")
+    assert cfg.conditions == ["none", "en", "multi"] and len(cfg.seeds) >= 3
+    with pytest.raises(XstiltsError, match="nope.yaml: grid config file not found"):
+        GridConfig.from_file(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nseedz: [1]\n")
+    with pytest.raises(XstiltsError, match="unknown field"):
+        GridConfig.from_file(bad)

@@ -20,16 +20,6 @@ from xstilts.training.phase import run_phase
 TINY = dict(batch_size=8, epochs=1, max_length=48, eval_batch_size=32)
 
 
-@pytest.fixture
-def tracking(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    monkeypatch.setenv("XSTILTS_CHECKPOINT_DIR", str(tmp_path / "ckpt"))
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    yield tmp_path
-    mlflow.set_tracking_uri("")
-
-
 def intermediate_config(seed=0, **kw) -> PhaseConfig:
     return PhaseConfig(phase="intermediate", condition="en", seed=seed, selection="last", num_hidden_layers=2,
                        tasks=[TaskData(task="xnli", languages=["en"], split="dev", max_examples=48)],

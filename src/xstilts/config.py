@@ -163,18 +163,7 @@ class PhaseConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> PhaseConfig:
-        import yaml
-
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise XstiltsError(f"{path}: config file not found") from None
-        except yaml.YAMLError as exc:
-            raise XstiltsError(f"{path}: invalid YAML ({exc})") from None
-        if not isinstance(data, dict):
-            raise XstiltsError(f"{path}: expected a mapping of config fields at the top level")
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(load_yaml_mapping(path, "config"), source=str(path))
 
     def to_yaml(self) -> str:
         import yaml
@@ -199,6 +188,22 @@ class PhaseConfig:
         if self.mlm is not None:
             parts.append(asdict(self.mlm))
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def load_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping, with one-line errors naming the file."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise XstiltsError(f"{path}: {what} file not found") from None
+    except yaml.YAMLError as exc:
+        raise XstiltsError(f"{path}: invalid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise XstiltsError(f"{path}: expected a mapping of {what} fields at the top level")
+    return data
 
 
 def flatten_params(obj: Any, prefix: str = "") -> dict[str, str]:

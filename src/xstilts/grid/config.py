@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from xstilts.config import CONDITIONS, MLMConfig, TrainingArgs
+from xstilts.config import CONDITIONS, MLMConfig, TrainingArgs, load_yaml_mapping
 from xstilts.errors import XstiltsError
 
 
@@ -76,17 +76,7 @@ class GridConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> GridConfig:
-        import yaml
-
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise XstiltsError(f"{path}: grid config not found") from None
-        except yaml.YAMLError as exc:
-            raise XstiltsError(f"{path}: invalid YAML ({exc})") from None
-        if not isinstance(data, dict):
-            raise XstiltsError(f"{path}: expected a mapping of grid fields")
+        data = load_yaml_mapping(path, "grid config")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
