@@ -7,6 +7,7 @@ from typing import Any
 
 from xstilts.data.examples import ParallelCorpus
 from xstilts.data.readers import read_bucc
+from xstilts.data.readers.retrieval import parallel_from_hub_rows
 from xstilts.tasks.registry import HubRef, Task, register_task
 
 
@@ -45,7 +46,4 @@ class BUCC2018(Task):
                       label_names: Sequence[str] | None = None) -> ParallelCorpus:
         # The Hub config holds only the gold pairs, not the full mining pool: the candidate
         # sets are the gold sentences, which makes mining easier than on the files.
-        rows = list(rows)
-        ids = tuple(str(i) for i in range(len(rows)))
-        return ParallelCorpus(lang, ids, tuple(r["source_sentence"] for r in rows), ids,
-                              tuple(r["target_sentence"] for r in rows), tuple((i, i) for i in ids))
+        return parallel_from_hub_rows(rows, lang)

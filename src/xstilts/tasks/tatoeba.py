@@ -7,6 +7,7 @@ from typing import Any
 
 from xstilts.data.examples import ParallelCorpus
 from xstilts.data.readers import read_tatoeba
+from xstilts.data.readers.retrieval import parallel_from_hub_rows
 from xstilts.tasks.registry import HubRef, Task, register_task
 
 # google-research/xtreme utils_preprocess.py (tatoeba lang3_dict), ISO 639-1 -> LASER code.
@@ -44,7 +45,4 @@ class Tatoeba(Task):
 
     def from_hub_rows(self, rows: Iterable[Mapping[str, Any]], lang: str, split: str,
                       label_names: Sequence[str] | None = None) -> ParallelCorpus:
-        rows = list(rows)
-        ids = tuple(str(i) for i in range(len(rows)))
-        return ParallelCorpus(lang, ids, tuple(r["source_sentence"] for r in rows), ids,
-                              tuple(r["target_sentence"] for r in rows), tuple((i, i) for i in ids))
+        return parallel_from_hub_rows(rows, lang)

@@ -51,3 +51,11 @@ def read_bucc(source_path: PathLike, english_path: PathLike, gold_path: PathLike
                                   got=line)
         gold.append((cols[0], cols[1]))
     return ParallelCorpus(lang, src_ids, src, tgt_ids, tgt, tuple(gold))
+
+
+def parallel_from_hub_rows(rows, lang: str) -> ParallelCorpus:
+    """``google/xtreme`` retrieval rows (``source_sentence``/``target_sentence``): row i pairs with row i."""
+    rows = list(rows)
+    ids = tuple(str(i) for i in range(len(rows)))
+    return ParallelCorpus(lang, ids, tuple(r["source_sentence"] for r in rows), ids,
+                          tuple(r["target_sentence"] for r in rows), tuple((i, i) for i in ids))
