@@ -23,7 +23,8 @@ def test_same_order_as_hf_for_the_same_permutation(xnli_lengths, batch_size, mon
     perm = np.random.default_rng(seed).permutation(len(xnli_lengths))
     monkeypatch.setattr(torch, "randperm", lambda n, generator=None: torch.from_numpy(perm))
     reference = get_length_grouped_indices(xnli_lengths.tolist(), batch_size)
-    batches = length_grouped_batches(xnli_lengths, batch_size, seed)
+    hf_mult = max(1, min(len(xnli_lengths) // (batch_size * 4), 50))
+    batches = length_grouped_batches(xnli_lengths, batch_size, seed, mega_batch_mult=hf_mult)
     assert [i for b in batches for i in b] == reference
     assert all(len(b) == batch_size for b in batches[:-1])
 
@@ -42,6 +43,21 @@ def test_permutation_determinism_and_less_padding(xnli_lengths):
     random_order = np.random.default_rng(0).permutation(len(xnli_lengths))
     random_batches = [random_order[i:i + 16] for i in range(0, len(random_order), 16)]
     assert padded_tokens(batches) < 0.85 * padded_tokens(random_batches)
+
+
+def test_small_sets_pad_less_than_hf_mega_batches(xnli_lengths):
+    """A set under 50 batches is one mega-batch: fewer padded slots than HF's quarter-set mega-batches."""
+
+    def padded_tokens(bs):
+        return sum(len(b) * max(xnli_lengths[b]) for b in bs)
+
+    for seed in range(3):
+        ours = length_grouped_batches(xnli_lengths, 32, seed)
+        hf_mult = max(1, min(len(xnli_lengths) // (32 * 4), 50))
+        hf_like = length_grouped_batches(xnli_lengths, 32, seed, mega_batch_mult=hf_mult)
+        assert padded_tokens(ours) < 0.95 * padded_tokens(hf_like)
+        assert len({len(b) for b in ours[:-1]}) == 1 and sorted(i for b in ours for i in b) == list(
+            range(len(xnli_lengths)))
 
 
 def test_evaluation_order_is_sorted_longest_first(xnli_lengths):

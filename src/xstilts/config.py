@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from xstilts.errors import XstiltsError
 
-TRAINING_VERSION = 1  # bump when the training code changes what a config produces
+TRAINING_VERSION = 2  # bump when the training code changes what a config produces
 SELECTION_POLICIES = ("english_dev", "last", "target_dev")
 CONDITIONS = ("none", "en", "multi", "en+mlm")
 Phase = Literal["intermediate", "target"]

@@ -1,10 +1,14 @@
 """Length-grouped batches: rows of similar length share a batch, so padding is small.
 
-Same scheme as HF ``trainer_pt_utils.get_length_grouped_indices`` (behind
+The scheme of HF ``trainer_pt_utils.get_length_grouped_indices`` (behind
 ``LengthGroupedSampler``): shuffle, cut into mega-batches of ``mega_batch_mult *
 batch_size`` rows, sort each mega-batch by length (longest first), and move the
 longest row of all to the very first batch so that an out-of-memory error shows
-up at step one rather than hours in.
+up at step one rather than hours in. One difference: HF shrinks mega-batches to
+a quarter of a small set, which leaves each mega-batch's long tail in a batch of
+its own; on 1,000 PAN-X sentences (batch 32) that batch is half padding and 35 %
+of all token slots are padding. Here a set smaller than 50 batches is one
+mega-batch (11 % padding); larger sets get HF's 50 batches per mega-batch.
 """
 from __future__ import annotations
 
@@ -14,9 +18,9 @@ import numpy as np
 
 
 def _mega_batch_mult(n: int, batch_size: int) -> int:
-    # HF's default: up to 50 batches per mega-batch, fewer on small sets so that
-    # there are still several mega-batches to shuffle between.
-    return max(1, min(n // (batch_size * 4), 50))
+    # Batches stay random in composition through the shuffle before the sort and
+    # in order through the shuffle of the schedule; see the module docstring.
+    return max(1, min(-(-n // batch_size), 50))
 
 
 def length_grouped_batches(lengths: Sequence[int] | np.ndarray, batch_size: int, seed: int,
