@@ -1,5 +1,5 @@
 """The training loop: length-grouped dynamic batches, bf16 autocast, fused AdamW,
-periodic dev evaluation for model selection, and resumable checkpoints."""
+fast dropout masks (``models.fast_dropout``), periodic dev evaluation for model selection, and resumable checkpoints."""
 from __future__ import annotations
 
 import contextlib
@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from xstilts.config import TrainingArgs
+from xstilts.models.fast_dropout import use_fast_dropout
 from xstilts.training.checkpoint import CheckpointDir, set_rng_state, trainable_state
 from xstilts.training.schedule import Step, build_schedule
 
@@ -100,6 +101,7 @@ def train(model, sets: Sequence[TrainSet], args: TrainingArgs, *, seed: int, mix
     from tqdm.auto import tqdm
 
     torch.manual_seed(seed)
+    use_fast_dropout(model)
     schedule: list[Step] = build_schedule([s.lengths for s in sets], batch_size=args.batch_size, epochs=args.epochs,
                                           max_steps=args.max_steps, seed=seed, mixture=mixture,
                                           temperature=temperature, weights=[s.weight for s in sets])
@@ -134,7 +136,7 @@ def train(model, sets: Sequence[TrainSet], args: TrainingArgs, *, seed: int, mix
             out = model(train_set.name, batch)
         out.loss.backward()
         if args.max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(trainable, args.max_grad_norm)
+            torch.nn.utils.clip_grad_norm_(trainable, args.max_grad_norm, foreach=True)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
