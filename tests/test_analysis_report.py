@@ -89,3 +89,13 @@ def test_report_refuses_table_without_headline_conditions(tmp_path) -> None:
         write_report(table[table["condition"] != "multi"], tmp_path / "x")
     with pytest.raises(XstiltsError, match="missing column"):
         write_report(table.drop(columns=["run_id"]), tmp_path / "y")
+
+
+def test_model_versions_are_grouped_per_registered_name():
+    from xstilts.analysis.report import summarise_versions
+
+    refs = ["default"] + [f"models:/xstilts-target-panx/{v}" for v in (3, 1, 2, 10)] + \
+        [f"models:/xstilts-intermediate-xnli/{v}" for v in range(1, 11)]
+    assert summarise_versions(refs) == ("default, xstilts-intermediate-xnli v1-10, "
+                                        "xstilts-target-panx v1, v2, v3, v10")
+    assert summarise_versions(["e5-small-q4@3"]) == "e5-small-q4@3"

@@ -163,13 +163,36 @@ def task_sentence(analysis: Analysis, task: str) -> str:
     return text + "."
 
 
+def summarise_versions(versions) -> str:
+    """``models:/NAME/V`` references grouped per registered name ("NAME v1-15"), others as they are.
+
+    A grid of 40 models would otherwise put 40 references into the report's first paragraph.
+    """
+    by_name: dict[str, list[int]] = {}
+    other: list[str] = []
+    for v in sorted(set(versions)):
+        parts = v.split("/")
+        if v.startswith("models:/") and len(parts) == 3 and parts[2].isdigit():
+            by_name.setdefault(parts[1], []).append(int(parts[2]))
+        else:
+            other.append(v)
+    grouped = []
+    for name, nums in sorted(by_name.items()):
+        nums.sort()
+        span = f"v{nums[0]}" if len(nums) == 1 else (
+            f"v{nums[0]}-{nums[-1]}" if nums == list(range(nums[0], nums[-1] + 1))
+            else "v" + ", v".join(map(str, nums)))
+        grouped.append(f"{name} {span}")
+    return ", ".join(other + grouped)
+
+
 def limits_sentence(analysis: Analysis) -> str:
     """What this table can and cannot show, from its own seed counts and metadata."""
     res = analysis.results
     per_cell = res.groupby(["task", "language", "condition"])["seed"].nunique()
     n_min, n_max = int(per_cell.min()), int(per_cell.max())
     seeds = f"{n_min}" if n_min == n_max else f"{n_min}-{n_max}"
-    models = ", ".join(sorted(res["model_version"].unique()))
+    models = summarise_versions(res["model_version"].unique())
     text = (f"These numbers come from {seeds} seeds per language and condition, with model version(s) {models}, "
             f"on the evaluation subsets used by this run (sizes in the run notes), so they describe this encoder "
             f"and these subsets, not XLM-R-large on the full XTREME test sets.")
@@ -307,7 +330,7 @@ def build_blocks(analysis: Analysis, out_dir: Path, *, title: str, notes: Sequen
              f"Languages: {res['language'].nunique()} ({', '.join(sorted(res.loc[res['resource_group'] == LOW, 'language'].unique())) or 'none'} low-resource)",
              f"Intermediate specs: {', '.join(sorted(res['intermediate_spec'].unique()))}",
              f"Checkpoint selection: {', '.join(sorted(res['selection_policy'].unique()))}",
-             f"Model versions: {', '.join(sorted(res['model_version'].unique()))}; runs: {res['run_id'].nunique()}",
+             f"Model versions: {summarise_versions(res['model_version'].unique())}; runs: {res['run_id'].nunique()}",
              *notes]
     blocks += [("h", 2, "About this run"), ("ul", about)]
 
