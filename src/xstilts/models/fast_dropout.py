@@ -81,7 +81,7 @@ def _attention(module, query, key, value, attention_mask, dropout: float = 0.0, 
     return out.transpose(1, 2).contiguous(), None
 
 
-dropout_fn = dropout
+dropout_fn = dropout  # inside _attention, HF's ``dropout`` argument (a float) shadows the function
 
 
 def _register_attention() -> None:
