@@ -136,7 +136,7 @@ def train(model, sets: Sequence[TrainSet], args: TrainingArgs, *, seed: int, mix
             out = model(train_set.name, batch)
         out.loss.backward()
         if args.max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(trainable, args.max_grad_norm, foreach=True)
+            torch.nn.utils.clip_grad_norm_(trainable, args.max_grad_norm)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
