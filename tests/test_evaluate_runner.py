@@ -204,3 +204,29 @@ def test_tatoeba_on_the_default_encoder_reproduces_the_check_mean(tmp_path, full
     report = evaluate_model("default", "tatoeba", out_dir=tmp_path, log_to_mlflow=False, progress=False)
     assert len(report.languages) == 36
     assert abs(report.summary["tatoeba.accuracy.avg"] - full_tatoeba_check["mean"]) <= 0.5
+
+
+def test_bf16_evaluation_runs_a_bf16_copy_and_agrees_with_autocast(panx_model, tracking, tmp_path):
+    import torch
+
+    from xstilts.data.task_features import task_features
+    from xstilts.evaluation.predict import EvalData, predict
+    from xstilts.evaluation.runner import load_eval_model
+
+    em = load_eval_model(panx_model.model_uri, needs_head=True)
+    fast = em.bf16_model()
+    assert fast is em.bf16_model()  # made once per loaded model
+    assert {p.dtype for p in fast.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in em.model.parameters()} == {torch.float32}  # the original is untouched
+    task = get_task("panx")
+    examples = load_examples("panx", "de", "dev", max_examples=60)
+    data = EvalData(task, "de", "dev", examples, task_features(task, examples, em.tokenizer, lang="de",
+                                                                   split="dev", max_length=128))
+    autocast = predict(em.model, "panx", data, bf16=True, max_tokens=1024)
+    weights = predict(fast, "panx", data, bf16=True, max_tokens=1024)
+    tags = [(a, w) for ra, rw in zip(autocast, weights) for a, w in zip(ra, rw, strict=True)]
+    assert sum(a == w for a, w in tags) / len(tags) >= 0.97  # bf16 rounding may flip a near-tie
+    report = evaluate_model(panx_model.model_uri, "panx", langs=["de"], split="dev", max_examples=60, bf16=True,
+                            out_dir=tmp_path, progress=False, log_to_mlflow=False)
+    assert report.settings["bf16_mode"] == "weights"
+    assert read_tag_predictions(tmp_path / "predictions" / "panx" / "dev-de.tsv") == weights

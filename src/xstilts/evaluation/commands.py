@@ -54,7 +54,8 @@ def format_report(report) -> str:
 @click.option("--max-tokens", type=int, default=1024, show_default=True,
               help="And at most N padded tokens per forward pass (0 = no token budget).")
 @click.option("--bf16/--fp32", "bf16", default=None,
-              help="bf16 autocast (default: where the CPU has native bf16, e.g. AMX/AVX512-BF16).")
+              help="bf16 inference: a bf16 copy of the model (retrieval: autocast). "
+                   "Default: where the CPU has native bf16, e.g. AMX/AVX512-BF16.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=".", show_default=True,
               help="Writes predictions/{task}/{split}-{lang}.{tsv|json} and eval-{task}-{split}.json here.")
 @click.option("--layer", type=int, default=None,

@@ -3,7 +3,8 @@
 ``evaluate_model("models:/xstilts-target-panx/3", "panx")`` loads the model once,
 then for each language: loads the split, refuses it if its gold labels are
 missing or placeholders (:mod:`xstilts.evaluation.gold_check`), predicts
-(length-sorted batches, inference mode, bf16 autocast where the CPU has it),
+(length-sorted batches, inference mode, a bf16 copy of the model where the CPU has
+bf16 matmuls),
 writes XTREME's prediction file ``{out_dir}/predictions/{task}/{split}-{lang}.{tsv|json}``
 and scores it with the task's registered metric. Averages follow XTREME
 (:func:`~xstilts.evaluation.metrics.aggregate.summarize_task`), with and without English.
@@ -58,6 +59,15 @@ class EvalModel:
     base_model: str = ""              # the encoder the model was built on (names the default layer)
     run_id: str | None = None         # the MLflow run that trained a registered model
     tags: dict[str, str] = field(default_factory=dict)
+    _bf16: Any | None = field(default=None, repr=False)
+
+    def bf16_model(self):
+        """A bf16 copy of :attr:`model`, made once (see ``predict.bf16_inference_copy``)."""
+        from xstilts.evaluation.predict import bf16_inference_copy
+
+        if self._bf16 is None:
+            self._bf16 = bf16_inference_copy(self.model)
+        return self._bf16
 
 
 def _is_model_dir(ref: str) -> bool:
@@ -264,10 +274,11 @@ def _evaluate_language(em: EvalModel, task, head: str | None, item: LanguageData
     from xstilts.data.task_features import task_features
     from xstilts.evaluation.predict import EvalData, predict, score
 
+    model = em.bf16_model() if bf16 else em.model
     features = task_features(task, item.data, em.tokenizer, lang=lang, split=split, max_length=max_length,
                              doc_stride=DEFAULT_DOC_STRIDE)
     data = EvalData(task, lang, split, item.data, features)
-    predictions = predict(em.model, head, data, batch_size=batch_size, bf16=bf16, progress=desc,
+    predictions = predict(model, head, data, batch_size=batch_size, bf16=bf16, progress=desc,
                           max_tokens=max_tokens)
     return score(data, predictions), predictions, len(item.data), {}
 
@@ -290,7 +301,8 @@ def evaluate_model(model_ref: str, task: str, *, langs: list[str] | None = None,
         batch_size: at most this many examples per forward pass.
         max_tokens: and at most this many padded tokens (None: no token budget;
             retrieval embeds fixed batches of ``batch_size``, as the encoder check does).
-        bf16: bf16 autocast; None = where the CPU supports it natively.
+        bf16: bf16 inference (a bf16 copy of the model; retrieval: autocast);
+            None = where the CPU supports it natively.
         out_dir: prediction files go to ``{out_dir}/predictions/{task}/{split}-{lang}.*``.
         layer: retrieval only, the hidden layer to pool (-1 = last); None = the model's default.
         bucc_threshold_policy: ``dev_tuned`` or ``same_split`` (BUCC only; recorded).
@@ -332,6 +344,8 @@ def evaluate_model(model_ref: str, task: str, *, langs: list[str] | None = None,
         "model": str(model_ref), "task": t.name, "split": split, "langs": ",".join(languages),
         "max_examples": max_examples or "all", "batch_size": batch_size, "bf16": bf16,
         "max_length": max_length, "head": head or "none (encoder)", "base_model": em.base_model,
+        # retrieval pools hidden states of the fp32 encoder under autocast, as the encoder check does
+        "bf16_mode": ("autocast" if t.family == "retrieval" else "weights") if bf16 else "off",
     }
     if t.family == "retrieval":
         settings |= {"layer": layer, "pooling": "mean"}
