@@ -3,11 +3,14 @@
 Paths, each on the same examples (real PAN-X English sentences or XNLI English
 rows), the same encoder (the offline default unless --model), batch size,
 learning rate, warmup, weight decay and seed:
-  (a) xstilts: its defaults (length-grouped dynamic batches, bf16 autocast where the
-      CPU has it, fused AdamW, frozen word embeddings);
+  (a) xstilts: its defaults (length-grouped dynamic batches, where the CPU has bf16:
+      a bf16 model with fp32 master weights for the optimizer, fused AdamW, frozen
+      word embeddings); --bf16-mode autocast trains it under torch.autocast instead;
   (b) Trainer with the example scripts' defaults: fp32, padding to max_length;
   (c) Trainer with its best CPU settings: bf16, dynamic padding,
       train_sampling_strategy="group_by_length".
+One untimed warm-up round runs first (oneDNN picks kernels per matmul shape on
+first use, and the first path to meet a shape would otherwise pay for it).
 Rounds alternate the paths within this one process; each round times (a) and (c)
 over one whole epoch (every batch of the epoch, so both pay for their own
 padding and long-tail batches) and (b) over --steps steps (its batches all have
@@ -179,7 +182,7 @@ def run_xstilts(task, train_ex, tokenizer, args, *, steps: int | None, epochs: f
     tf = task_features(task, train_ex, tokenizer, lang="en", split=f"bench{len(train_ex)}", max_length=args.max_length)
     sets = [TrainSet(task.name, tf.features, tf.collate, tf.units)]
     targs = TrainingArgs(learning_rate=args.lr, batch_size=args.batch_size, epochs=epochs, max_steps=steps or 0,
-                         warmup_ratio=0.1, weight_decay=0.01, max_length=args.max_length)
+                         warmup_ratio=0.1, weight_decay=0.01, max_length=args.max_length, bf16_mode=args.bf16_mode)
     timing = Timing()
     timing.start()
     train(model, sets, targs, seed=seed, bf16=resolve_bf16(None), progress=False,
@@ -253,6 +256,9 @@ def main() -> None:
     p.add_argument("--full-runs", default="abc", help="Paths that train --epochs for the dev metric "
                                                       "((b) takes ~9 min for 3 epochs of 1,000 sentences here).")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--bf16-mode", default="weights", choices=["weights", "autocast"],
+                   help="(a): bf16 model + fp32 masters (xstilts' default) or autocast.")
+    p.add_argument("--no-warmup", dest="warmup", action="store_false", help="Skip the untimed warm-up round.")
     args = p.parse_args()
     import transformers
 
@@ -272,12 +278,19 @@ def main() -> None:
     print(f"task {args.task}: {len(train_ex)} train / {len(dev_ex)} dev examples, {tokens_per_example:.1f} tokens "
           f"per example, batch {args.batch_size}, {threads} threads, bf16 matmul peak {peak:.0f} GFLOP/s "
           f"(at {'x'.join(map(str, peak_shape))}), "
-          f"{n_dense / 1e6:.1f} M dense encoder parameters")
+          f"{n_dense / 1e6:.1f} M dense encoder parameters; (a) bf16={resolve_bf16(None)} "
+          f"mode {args.bf16_mode}, torch {torch.__version__}")
     print(f"the encoder's matmuls alone at {step_tokens} tokens per step (forward + backward): {ceiling:.0f} GFLOP/s "
           f"= {100 * ceiling / peak:.0f} % of the peak, the most any path could reach at this batch size")
     names = {"a": "xstilts", "b": "Trainer fp32 pad-to-max", "c": "Trainer bf16 dynamic+grouped"}
     rates: dict[str, list[float]] = {k: [] for k in names}
     with tempfile.TemporaryDirectory() as tmp:
+        if args.warmup:
+            t0 = time.perf_counter()
+            run_xstilts(task, train_ex, tokenizer, args, steps=None, epochs=1)
+            run_trainer(task, train_ex, tokenizer, args, best=False, steps=2, epochs=1, out_dir=tmp)
+            run_trainer(task, train_ex, tokenizer, args, best=True, steps=None, epochs=1, out_dir=tmp)
+            print(f"  warm-up round (untimed): {time.perf_counter() - t0:.0f} s", flush=True)
         for r in range(args.rounds):
             for key in "abc":
                 if key == "a":

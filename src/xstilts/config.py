@@ -15,7 +15,8 @@ from typing import Any, Literal
 
 from xstilts.errors import XstiltsError
 
-TRAINING_VERSION = 2  # bump when the training code changes what a config produces
+BF16_MODES = ("weights", "autocast")
+TRAINING_VERSION = 3  # bump when the training code changes what a config produces
 SELECTION_POLICIES = ("english_dev", "last", "target_dev")
 CONDITIONS = ("none", "en", "multi", "en+mlm")
 Phase = Literal["intermediate", "target"]
@@ -32,7 +33,10 @@ class TrainingArgs:
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm; 0 = off."})
     max_length: int = field(default=128, metadata={"help": "Longest input in tokens (QA: window length)."})
     doc_stride: int = field(default=128, metadata={"help": "QA: tokens shared by consecutive windows."})
-    bf16: bool | None = field(default=None, metadata={"help": "bf16 autocast; None = where the CPU has it natively."})
+    bf16: bool | None = field(default=None, metadata={"help": "bf16 training; None = where the CPU has it natively."})
+    bf16_mode: str = field(default="weights", metadata={
+        "help": "How bf16 trains: 'weights' (bf16 model, fp32 master copies for the optimizer; no per-step "
+                "casts) or 'autocast' (fp32 model under torch.autocast)."})
     freeze_word_embeddings: bool = field(default=True, metadata={
         "help": "Keep the word embeddings fixed: much faster on CPU and the stored model omits them."})
     eval_every: int = field(default=0, metadata={"help": "Steps between dev evaluations; 0 = once per epoch."})
@@ -113,6 +117,9 @@ class PhaseConfig:
             raise XstiltsError("config field init_from: only the target phase starts from an intermediate model")
         if self.mlm is not None and self.phase != "intermediate":
             raise XstiltsError("config field mlm: the masked-LM mixture belongs to the intermediate phase")
+        if self.training.bf16_mode not in BF16_MODES:
+            raise XstiltsError(f"config field training.bf16_mode: {self.training.bf16_mode!r}; "
+                               f"valid: {', '.join(BF16_MODES)}")
         for i, t in enumerate(self.tasks):
             task = get_task(t.task)
             if task.family == "retrieval":

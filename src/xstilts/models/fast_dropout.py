@@ -70,13 +70,21 @@ def _attention(module, query, key, value, attention_mask, dropout: float = 0.0, 
                                       **kwargs)
     if scaling is None:
         scaling = query.size(-1) ** -0.5
-    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+    # Scaling the query (length x head_dim) is a smaller pass than scaling the scores
+    # (length x length), and sdpa scales the same way; the mask is applied in place
+    # because matmul's backward does not need its output.
+    scores = torch.matmul(query * scaling, key.transpose(2, 3))
     if attention_mask is not None:
         if attention_mask.dtype == torch.bool:  # sdpa-style mask: True = attend
-            scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
+            scores.masked_fill_(~attention_mask, torch.finfo(scores.dtype).min)
         else:
-            scores = scores + attention_mask
-    probs = nn.functional.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+            scores.add_(attention_mask)
+    if scores.dtype == torch.bfloat16 and not torch.is_autocast_enabled("cpu"):
+        # bf16 model: the CPU kernel accumulates in fp32 and rounds once, as an fp32
+        # softmax followed by a cast would, without the fp32 tensor and the copy
+        probs = nn.functional.softmax(scores, dim=-1)
+    else:
+        probs = nn.functional.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
     out = torch.matmul(dropout_fn(probs, dropout, True), value)
     return out.transpose(1, 2).contiguous(), None
 

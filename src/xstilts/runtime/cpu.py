@@ -1,4 +1,4 @@
-"""CPU execution settings: threads and whether bf16 autocast pays off here."""
+"""CPU execution settings: threads and whether bf16 compute pays off here."""
 from __future__ import annotations
 
 import functools
@@ -26,5 +26,5 @@ def cpu_supports_bf16() -> bool:
 
 
 def resolve_bf16(setting: bool | None) -> bool:
-    """``None`` means auto: bf16 autocast exactly where the CPU supports it natively."""
+    """``None`` means auto: bf16 exactly where the CPU supports it natively."""
     return cpu_supports_bf16() if setting is None else bool(setting)

@@ -56,13 +56,15 @@ class CheckpointDir:
     def best(self) -> Path:
         return self.path / "best.pt"
 
-    def save(self, *, model, optimizer, scheduler, step: int, history: list, best: dict | None) -> None:
-        atomic_torch_save({"run_key": self.run_key, "step": step, "model": trainable_state(model),
+    def save(self, *, weights: dict[str, torch.Tensor], optimizer, scheduler, step: int, history: list,
+             best: dict | None) -> None:
+        """``weights``: the trainable parameters in fp32 by name (:func:`trainable_state`)."""
+        atomic_torch_save({"run_key": self.run_key, "step": step, "model": weights,
                            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                            "rng": rng_state(), "history": history, "best": best}, self.last)
 
-    def save_best(self, model) -> None:
-        atomic_torch_save({"run_key": self.run_key, "model": trainable_state(model)}, self.best)
+    def save_best(self, weights: dict[str, torch.Tensor]) -> None:
+        atomic_torch_save({"run_key": self.run_key, "model": weights}, self.best)
 
     def load_last(self) -> dict | None:
         if not self.last.is_file():

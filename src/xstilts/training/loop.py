@@ -1,5 +1,7 @@
-"""The training loop: length-grouped dynamic batches, bf16 autocast, fused AdamW,
-fast dropout masks (``models.fast_dropout``), periodic dev evaluation for model selection, and resumable checkpoints."""
+"""The training loop: length-grouped dynamic batches, bf16 weights with fp32 master
+copies (``training.master_weights``; or bf16 autocast), fused AdamW, fast dropout
+masks (``models.fast_dropout``), periodic dev evaluation for model selection, and
+resumable checkpoints."""
 from __future__ import annotations
 
 import contextlib
@@ -14,6 +16,7 @@ import torch
 from xstilts.config import TrainingArgs
 from xstilts.models.fast_dropout import use_fast_dropout
 from xstilts.training.checkpoint import CheckpointDir, set_rng_state, trainable_state
+from xstilts.training.master_weights import Bf16MasterWeights
 from xstilts.training.schedule import Step, build_schedule
 
 
@@ -55,17 +58,18 @@ class LoopResult:
         return self.train_examples / self.seconds if self.seconds else float("nan")
 
 
-def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+def _param_groups(named: Sequence[tuple[str, torch.Tensor]], weight_decay: float) -> list[dict]:
     decay, no_decay = [], []
-    for name, p in model.named_parameters():
+    for name, p in named:
         if not p.requires_grad:
             continue
         (no_decay if p.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def make_optimizer(model: torch.nn.Module, args: TrainingArgs) -> torch.optim.Optimizer:
-    groups = _param_groups(model, args.weight_decay)
+def make_optimizer(named: Sequence[tuple[str, torch.Tensor]], args: TrainingArgs) -> torch.optim.Optimizer:
+    """AdamW over ``named`` (name, parameter) pairs: no weight decay on biases and norms."""
+    groups = _param_groups(named, args.weight_decay)
     try:  # the fused CPU kernel does the whole update in one pass per tensor
         return torch.optim.AdamW(groups, lr=args.learning_rate, fused=True)
     except (RuntimeError, TypeError):
@@ -109,21 +113,28 @@ def train(model, sets: Sequence[TrainSet], args: TrainingArgs, *, seed: int, mix
     per_epoch = max(1, int(sum(math.ceil(len(s.units) / args.batch_size) for s in sets)))
     eval_every = args.eval_every or min(per_epoch, total)
     ckpt_every = args.checkpoint_every or eval_every
-    optimizer = make_optimizer(model, args)
+    resume = checkpoints.load_last() if checkpoints is not None else None
+    if resume is not None:
+        model.load_state_dict(resume["model"], strict=False)
+    masters = Bf16MasterWeights(model) if bf16 and args.bf16_mode == "weights" else None
+    named = masters.named_masters() if masters else [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    optimizer = make_optimizer(named, args)
     scheduler = linear_schedule(optimizer, total, args.warmup_ratio)
-    trainable = [p for p in model.parameters() if p.requires_grad]
+    trainable = [p for _, p in named]
+    weights = masters.state if masters else (lambda: trainable_state(model))
     result = LoopResult(steps=total)
     best: dict | None = None
     best_state: dict | None = None  # in memory when there is no checkpoint directory
     start = 0
-    if checkpoints is not None and (state := checkpoints.load_last()) is not None:
-        model.load_state_dict(state["model"], strict=False)
+    if resume is not None:
+        state = resume
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
         result.history, best, start = state["history"], state["best"], state["step"]
         result.resumed_from = start
-    cast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
+    autocast = bf16 and masters is None
+    cast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if autocast else contextlib.nullcontext
     t0 = time.perf_counter()
     bar = tqdm(total=total, initial=start, desc="train", unit="step", disable=not progress, dynamic_ncols=True)
     running = 0.0
@@ -135,11 +146,15 @@ def train(model, sets: Sequence[TrainSet], args: TrainingArgs, *, seed: int, mix
         with cast():
             out = model(train_set.name, batch)
         out.loss.backward()
+        if masters is not None:
+            masters.grads_to_masters()
         if args.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(trainable, args.max_grad_norm)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
+        if masters is not None:
+            masters.masters_to_model()
         loss = float(out.loss.detach())
         running = loss if step == start else 0.9 * running + 0.1 * loss
         result.train_examples += len(item.units)
@@ -160,14 +175,16 @@ def train(model, sets: Sequence[TrainSet], args: TrainingArgs, *, seed: int, mix
             if best is None or score > best["score"]:
                 best = {"step": done, "score": score}
                 if keep_best and checkpoints is not None:
-                    checkpoints.save_best(model)
+                    checkpoints.save_best(weights())
                 elif keep_best:
-                    best_state = trainable_state(model)
+                    best_state = weights()
         if checkpoints is not None and (done % ckpt_every == 0 or done == total) and done < total:
-            checkpoints.save(model=model, optimizer=optimizer, scheduler=scheduler, step=done,
+            checkpoints.save(weights=weights(), optimizer=optimizer, scheduler=scheduler, step=done,
                              history=result.history, best=best)
     bar.close()
     result.seconds = time.perf_counter() - t0
+    if masters is not None:
+        masters.restore_fp32()
     if best is not None:
         result.best_step, result.best_score = best["step"], best["score"]
         if keep_best and best["step"] != total:
