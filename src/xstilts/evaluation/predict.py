@@ -59,8 +59,8 @@ def bf16_inference_copy(model):
 
     Why not autocast: autocast casts every weight at every forward and keeps layer
     norm and softmax in fp32, so activations go back and forth between dtypes; on
-    this CPU (AMX) a pure bf16 forward ran 1.2-1.3x faster on PAN-X dev with the
-    same F1 to 0.02 point (``benchmarks/eval_throughput.py`` compares both).
+    this CPU (AMX) a pure bf16 forward ran 1.11-1.27x faster on PAN-X dev, F1
+    within 0.15 point (``benchmarks/eval_throughput.py`` compares both).
     """
     import copy
 

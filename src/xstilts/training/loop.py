@@ -127,11 +127,10 @@ def train(model, sets: Sequence[TrainSet], args: TrainingArgs, *, seed: int, mix
     best_state: dict | None = None  # in memory when there is no checkpoint directory
     start = 0
     if resume is not None:
-        state = resume
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
-        result.history, best, start = state["history"], state["best"], state["step"]
+        optimizer.load_state_dict(resume["optimizer"])
+        scheduler.load_state_dict(resume["scheduler"])
+        set_rng_state(resume["rng"])
+        result.history, best, start = resume["history"], resume["best"], resume["step"]
         result.resumed_from = start
     autocast = bf16 and masters is None
     cast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if autocast else contextlib.nullcontext
