@@ -7,9 +7,10 @@ import pytest
 
 from xstilts.config import TrainingArgs
 from xstilts.data.leakage import LeakageError
-from xstilts.grid import runner as grid_runner
+from xstilts.grid import jobs as grid_jobs
 from xstilts.grid.config import GridConfig, IntermediateGrid, TargetGrid
-from xstilts.grid.runner import RESULT_COLUMNS, run_grid
+from xstilts.analysis.schema import RESULT_COLUMNS
+from xstilts.grid.runner import run_grid
 
 TINY = dict(batch_size=8, epochs=1, max_length=48, eval_batch_size=32)
 
@@ -26,7 +27,7 @@ def small_grid(out, seeds=(0, 1)) -> GridConfig:
 def test_small_grid_table_report_and_mlflow_structure(tracking, default_encoder_dir):
     result = run_grid(small_grid(tracking / "out"), progress=False)
     table = pd.read_parquet(result.table_parquet)
-    assert list(table.columns) == RESULT_COLUMNS
+    assert list(table.columns) == list(RESULT_COLUMNS)
     assert pd.read_csv(result.table_csv).shape == table.shape
     # 2 seeds x 3 conditions x 3 languages x (f1, precision, recall)
     assert len(table) == 2 * 3 * 3 * 3
@@ -48,7 +49,7 @@ def test_small_grid_table_report_and_mlflow_structure(tracking, default_encoder_
 
 def test_crashed_grid_rerun_does_only_the_missing_cells(tracking, default_encoder_dir, monkeypatch):
     cfg = small_grid(tracking / "out", seeds=(0,))
-    real = grid_runner._evaluate_cached
+    real = grid_jobs.run_eval
     calls = {"n": 0}
 
     def crash_on_second(*args, **kwargs):
@@ -57,13 +58,13 @@ def test_crashed_grid_rerun_does_only_the_missing_cells(tracking, default_encode
             raise RuntimeError("power cut")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(grid_runner, "_evaluate_cached", crash_on_second)
+    monkeypatch.setattr(grid_jobs, "run_eval", crash_on_second)
     with pytest.raises(RuntimeError, match="power cut"):
         run_grid(cfg, progress=False)
     failed = mlflow.search_runs(experiment_names=["grid-test"], output_format="list",
                                 filter_string="tags.kind = 'grid'")
     assert [r.info.status for r in failed] == ["FAILED"]
-    monkeypatch.setattr(grid_runner, "_evaluate_cached", real)
+    monkeypatch.setattr(grid_jobs, "run_eval", real)
     again = run_grid(cfg, progress=False)
     # before the crash: none's target, en's intermediate and target were trained and none's evaluation done
     assert again.reused == 3 and again.trained == 2  # multi: intermediate + target

@@ -13,7 +13,7 @@ from mlflow import MlflowClient
 from xstilts.config import PhaseConfig, TaskData, TrainingArgs
 from xstilts.errors import XstiltsError
 from xstilts.models.persist import load_model
-from xstilts.tracking.registry import fetch_model_dir
+from xstilts.tracking.store import RunStore
 from xstilts.training import phase as phase_mod
 from xstilts.training.phase import run_phase
 
@@ -50,8 +50,9 @@ def test_chain_registers_two_tagged_models_and_target_starts_from_intermediate(t
     assert "dev.panx.en" in target.dev_scores
 
     # The target phase's encoder starts from the intermediate encoder, not the base.
-    model = phase_mod.build_model(target_config(inter.model_uri))
-    inter_model = load_model(fetch_model_dir(inter.model_uri))
+    inter_dir = RunStore.open().fetch_model_dir(inter.model_uri)
+    model = phase_mod.build_model(target_config(inter.model_uri), init_dir=inter_dir)
+    inter_model = load_model(inter_dir)
     name = "encoder.encoder.layer.1.output.dense.weight"
     start = dict(model.named_parameters())[name]
     torch.testing.assert_close(start, dict(inter_model.named_parameters())[name])

@@ -59,20 +59,18 @@ def run_check(model, tokenizer, corpora, *, model_name: str, layer: int = -1, bf
     return result
 
 
-def log_check(result: CheckResult, *, langs: list[str]) -> str:
-    """Log a check to MLflow (params, ``tatoeba.accuracy.{lang}`` and ``.avg``, JSON artifact)."""
-    import mlflow
+def log_check(result: CheckResult, *, langs: list[str], store=None) -> str:
+    """Log a check through the run store (params, ``tatoeba.accuracy.{lang}`` and ``.avg``,
+    JSON artifact); under ``mlflow run`` into the run it created."""
+    from xstilts.tracking.store import RunStore
 
-    from xstilts.tracking.setup import configure_tracking
-
-    configure_tracking()
-    with mlflow.start_run(run_name="encoder-check") as run:  # resumes MLFLOW_RUN_ID under `mlflow run`
-        mlflow.set_tags({"phase": "encoder_check", "task": "tatoeba"})
-        mlflow.log_params({"model": result.model, "layer": result.layer, "bf16": result.bf16,
-                           "max_pairs": result.max_pairs or "all", "langs": ",".join(langs)})
+    store = store or RunStore.open()
+    with store.job_run("encoder-check", {"phase": "encoder_check", "task": "tatoeba"}, adopt_launch=True) as run:
+        run.log_params({"model": result.model, "layer": result.layer, "bf16": result.bf16,
+                        "max_pairs": result.max_pairs or "all", "langs": ",".join(langs)})
         metrics = {f"tatoeba.accuracy.{lang}": acc for lang, acc in result.accuracy.items()}
         metrics["tatoeba.accuracy.avg"] = result.mean
         metrics["encoder_check.seconds"] = result.seconds
-        mlflow.log_metrics(metrics)
-        mlflow.log_dict(result.to_dict(), "encoder_check.json")
-        return run.info.run_id
+        run.log_metrics(metrics)
+        run.log_dict(result.to_dict(), "encoder_check.json")
+    return run.run_id

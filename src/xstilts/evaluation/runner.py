@@ -76,8 +76,13 @@ def _is_model_dir(ref: str) -> bool:
     return (Path(ref).expanduser() / MANIFEST).is_file()
 
 
-def load_eval_model(model_ref: str, *, needs_head: bool) -> EvalModel:
+def load_eval_model(model_ref: str, *, needs_head: bool, store=None,
+                    num_hidden_layers: int | None = None) -> EvalModel:
     """Load ``model_ref``: ``models:/NAME/VERSION``, an xstilts model directory, or a bare encoder.
+
+    A registered model is resolved and fetched through ``store`` (a
+    :class:`~xstilts.tracking.store.RunStore`; opened on demand). A bare encoder
+    may be cut to ``num_hidden_layers`` (small test grids).
 
     Raises:
         XstiltsError: a bare encoder where a task head is needed, or an unusable reference.
@@ -87,16 +92,16 @@ def load_eval_model(model_ref: str, *, needs_head: bool) -> EvalModel:
     ref = str(model_ref)
     if ref.startswith("models:/") or _is_model_dir(ref):
         from xstilts.models.persist import load_model, read_manifest
-        from xstilts.tracking.registry import fetch_model_dir, resolve_registered
 
-        run_id, tags = None, {}
+        run_id, tags, model_dir = None, {}, Path(ref).expanduser()
         if ref.startswith("models:/"):
-            from xstilts.tracking.setup import configure_tracking
+            if store is None:
+                from xstilts.tracking.store import RunStore
 
-            configure_tracking()
-            registered = resolve_registered(ref)
+                store = RunStore.open()
+            registered = store.resolve_registered(ref)
             run_id, tags = registered.run_id, registered.tags
-        model_dir = fetch_model_dir(ref)
+            model_dir = store.fetch_model_dir(ref)
         manifest = read_manifest(model_dir)
         model = load_model(model_dir)
         model.eval()
@@ -107,7 +112,7 @@ def load_eval_model(model_ref: str, *, needs_head: bool) -> EvalModel:
                            f"with xstilts_model.json), so it has no task head; only the retrieval tasks "
                            f"(tatoeba, bucc2018) can evaluate a bare encoder")
     resolved = resolve_model(None if ref in ("", "default") else ref)
-    encoder = load_encoder(resolved)
+    encoder = load_encoder(resolved, num_hidden_layers=num_hidden_layers)
     encoder.eval()
     return EvalModel(ref, load_tokenizer(resolved), encoder, None, resolved)
 
@@ -288,7 +293,8 @@ def evaluate_model(model_ref: str, task: str, *, langs: list[str] | None = None,
                    out_dir: str | os.PathLike[str] = ".", layer: int | None = None,
                    bucc_threshold_policy: str = "dev_tuned", max_length: int | None = None,
                    max_tokens: int | None = DEFAULT_MAX_TOKENS, log_to_mlflow: bool = True, run_id: str | None = None,
-                   progress: bool = True, model: EvalModel | None = None) -> EvalReport:
+                   progress: bool = True, model: EvalModel | None = None, store=None,
+                   num_hidden_layers: int | None = None) -> EvalReport:
     """Score ``model_ref`` on ``task`` in every language; see the module docstring.
 
     Args:
@@ -310,6 +316,9 @@ def evaluate_model(model_ref: str, task: str, *, langs: list[str] | None = None,
         log_to_mlflow: log scores, settings and prediction files (see module doc).
         run_id: log into this existing MLflow run instead of a new child run.
         model: an already loaded :class:`EvalModel` for ``model_ref`` (skips loading).
+        store: the :class:`~xstilts.tracking.store.RunStore` that resolves registered
+            models and receives the logs (default: opened on demand).
+        num_hidden_layers: cut a bare encoder to this many layers (small test grids).
     """
     from xstilts.evaluation.metrics.aggregate import summarize_task
     from xstilts.evaluation.metrics.bucc import ThresholdPolicy
@@ -335,7 +344,8 @@ def evaluate_model(model_ref: str, task: str, *, langs: list[str] | None = None,
     max_length = max_length or DEFAULT_MAX_LENGTH[t.family]
     items = [load_language_data(t, lang, split, max_examples=max_examples, bucc_policy=bucc_threshold_policy)
              for lang in languages]
-    em = model or load_eval_model(model_ref, needs_head=t.family != "retrieval")
+    em = model or load_eval_model(model_ref, needs_head=t.family != "retrieval", store=store,
+                                  num_hidden_layers=num_hidden_layers)
     head = resolve_head(em.model, t) if t.family != "retrieval" else None
     if t.family == "retrieval" and layer is None:
         layer = default_layer(em.base_model, em.encoder.config.num_hidden_layers)
@@ -373,7 +383,11 @@ def evaluate_model(model_ref: str, task: str, *, langs: list[str] | None = None,
                         time.perf_counter() - start, predictions_dir=str(pred_dir / t.name))
     write_report(report, out_dir)
     if log_to_mlflow:
-        report.run_id = log_report(report, em, run_id=run_id)
+        if store is None:
+            from xstilts.tracking.store import RunStore
+
+            store = RunStore.open()
+        report.run_id = log_report(report, em, store, run_id=run_id)
     return report
 
 
@@ -390,41 +404,48 @@ def write_report(report: EvalReport, out_dir: str | os.PathLike[str]) -> Path:
 
 # -- MLflow ----------------------------------------------------------------------------------
 
-def _parent_experiment(parent_run_id: str) -> str | None:
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return MlflowClient().get_run(parent_run_id).info.experiment_id
-    except MlflowException:
-        return None
+def _record(report: EvalReport) -> dict[str, Any]:
+    """What a later lookup by evaluation key reads back: the per-language scores."""
+    return {"model": report.model, "task": report.task, "split": report.split, "metric": report.metric,
+            "languages": {r.lang: r.scores for r in report.languages}}
 
 
-def log_report(report: EvalReport, em: EvalModel, *, run_id: str | None = None) -> str:
-    """Log ``report`` (see module doc for which run); returns the run id."""
-    import mlflow
+def log_report(report: EvalReport, em: EvalModel, store, *, run_id: str | None = None,
+               parent_id: str | None = None, tags: dict[str, str] | None = None,
+               adopt_launch: bool = True) -> str:
+    """Log ``report`` through ``store`` (see module doc for which run); returns the run id.
 
-    from xstilts.tracking.setup import configure_tracking
+    ``parent_id`` defaults to the run that trained the model; ``adopt_launch``
+    logs into the run ``mlflow run`` created, when there is one.
+    """
+    from xstilts.tracking.store import PARENT_TAG, JobRun
 
-    configure_tracking()
-    tags = {"phase": "evaluation", "task": report.task, "eval.split": report.split, "eval.model": report.model}
-    parent = em.run_id if em.run_id and em.run_id != run_id and _parent_experiment(em.run_id) else None
-    if parent:
-        tags["mlflow.parentRunId"] = parent
-    if run_id or os.environ.get("MLFLOW_RUN_ID"):
-        context = mlflow.start_run(run_id=run_id)  # None resumes the run `mlflow run` started
-    else:
-        context = mlflow.start_run(run_name=f"eval-{report.task}-{report.split}",
-                                   experiment_id=_parent_experiment(parent) if parent else None)
-    with context as run:
-        mlflow.set_tags(tags)
-        mlflow.log_params({f"eval.{k}": v for k, v in report.settings.items()})
-        metrics = report.metrics()
-        total = sum(r.num_examples for r in report.languages)
-        metrics["eval.seconds"] = report.seconds
-        metrics["eval.examples_per_second"] = total / report.seconds if report.seconds else 0.0
-        mlflow.log_metrics(metrics)
-        for r in report.languages:
-            mlflow.log_artifact(r.predictions_file, f"predictions/{report.task}")
-        mlflow.log_dict(report.to_dict(), f"evaluation/{report.task}-{report.split}.json")
-        return run.info.run_id
+    tags = {"phase": "evaluation", "task": report.task, "eval.split": report.split, "eval.model": report.model,
+            **(tags or {})}
+    if parent_id is None and em.run_id and em.run_id != run_id and store.run_exists(em.run_id):
+        parent_id = em.run_id
+    if run_id:
+        run = JobRun(store, run_id)
+        run.set_tags(tags | ({PARENT_TAG: parent_id} if parent_id else {}))
+        _log_evaluation(run, report)
+        store.end_run(run_id)
+        return run_id
+    with store.job_run(f"eval-{report.task}-{report.split}", tags, parent_id=parent_id,
+                       adopt_launch=adopt_launch) as run:
+        _log_evaluation(run, report)
+    return run.run_id
+
+
+def _log_evaluation(run, report: EvalReport) -> None:
+    run.log_params({f"eval.{k}": v for k, v in report.settings.items()})
+    metrics = report.metrics()
+    total = sum(r.num_examples for r in report.languages)
+    metrics["eval.seconds"] = report.seconds
+    metrics["eval.examples_per_second"] = total / report.seconds if report.seconds else 0.0
+    run.log_metrics(metrics)
+    for r in report.languages:
+        run.log_artifact(r.predictions_file, f"predictions/{report.task}")
+    run.log_dict(report.to_dict(), f"evaluation/{report.task}-{report.split}.json")
+    from xstilts.tracking.store import EVAL_RECORD
+
+    run.log_dict(_record(report), EVAL_RECORD)

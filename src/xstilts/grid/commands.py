@@ -67,15 +67,13 @@ def analyze_command(results_file, out_dir, treatment, control, tau, title, log_m
         raise XstiltsError(f"{results_file}: the results table is empty")
     path = write_report(table, out_dir, title=title, treatment=treatment, control=control, tau=tau)
     if log_mlflow:
-        import mlflow
+        from xstilts.tracking.store import RunStore
 
-        from xstilts.tracking.setup import configure_tracking
-
-        configure_tracking()
-        with mlflow.start_run(run_name="analyze", tags={"kind": "analysis"}) as run:
-            mlflow.log_params({"results": results_file, "treatment": treatment, "control": control, "tau": tau})
-            mlflow.log_artifacts(str(Path(path).parent), "report")
-            click.echo(f"logged to MLflow run {run.info.run_id}", err=True)
+        store = RunStore.open()
+        with store.job_run("analyze", {"kind": "analysis"}, adopt_launch=True) as run:
+            run.log_params({"results": results_file, "treatment": treatment, "control": control, "tau": tau})
+            run.log_artifacts(Path(path).parent, "report")
+        click.echo(f"logged to MLflow run {run.run_id}", err=True)
     click.echo(f"report: {path}")
 
 

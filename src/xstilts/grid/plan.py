@@ -1,7 +1,14 @@
-"""The grid's cells and the PhaseConfig of each, plus the grid-wide leakage check."""
+"""The grid as a plan: keyed jobs with explicit dependencies, plus the grid-wide leakage check.
+
+:func:`plan_grid` turns a grid config into a :class:`Plan`: one training job per
+intermediate (condition, seed), one per target cell (needing its intermediate
+job), one evaluation job per trained target model or encoder (needing the job
+that made it), and the cells that map evaluation results to rows of the table.
+An executor (:mod:`xstilts.grid.executor`) runs the jobs; nothing here runs.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from xstilts.config import PhaseConfig, TaskData
 from xstilts.grid.config import GridConfig, TargetGrid
@@ -88,3 +95,89 @@ def check_grid_leakage(cfg: GridConfig) -> None:
         plan = eval_plan(target)
         uses.append(SplitUse(plan.task, plan.split, plan.langs, "evaluation"))
     check_no_leakage(uses)
+
+
+# -- the plan ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Cell:
+    """One (target, condition, seed): which evaluation job's scores become its rows."""
+
+    eval_job: str
+    task: str
+    condition: str
+    seed: int
+    intermediate_spec: str
+    selection: str
+
+
+@dataclass
+class Plan:
+    jobs: dict = field(default_factory=dict)       # id -> TrainJob | EvalJob, in dependency order
+    cells: list[Cell] = field(default_factory=list)
+
+    def add(self, job) -> str:
+        """Add ``job`` unless a job with its id is planned already (same work); its id."""
+        missing = [d for d in job.needs if d not in self.jobs]
+        if missing:
+            raise ValueError(f"job {job.id} needs {missing}, which are not planned before it")
+        self.jobs.setdefault(job.id, job)
+        return job.id
+
+    def count(self, kind: type) -> int:
+        return sum(isinstance(j, kind) for j in self.jobs.values())
+
+
+def eval_spec(cfg: GridConfig, target: TargetGrid, bf16: bool):
+    from xstilts.evaluation.spec import EvalSpec
+
+    plan = eval_plan(target)
+    return EvalSpec(task=target.task, split=plan.split, langs=plan.langs, max_examples=target.max_eval_examples,
+                    bf16=bf16, encoder_layers=cfg.num_hidden_layers)
+
+
+def plan_grid(cfg: GridConfig) -> Plan:
+    """Every job of the grid, in the order the old nested loops ran them (seed, condition, target)."""
+    from xstilts.runtime.cpu import resolve_bf16
+
+    plan = Plan()
+    bf16 = resolve_bf16(None)
+    specs = {t.task: eval_spec(cfg, t, bf16) for t in cfg.targets}
+    for seed in cfg.seeds:
+        for condition in cfg.conditions:
+            inter = _plan_intermediate(plan, cfg, condition, seed)
+            spec_hash = intermediate_spec(cfg, condition, seed).stable_hash() if inter else "none"
+            for target in cfg.targets:
+                eval_id, selection = _plan_target(plan, cfg, target, condition, seed, inter, specs[target.task])
+                plan.cells.append(Cell(eval_id, target.task, condition, seed, spec_hash, selection))
+    return plan
+
+
+def _plan_intermediate(plan: Plan, cfg: GridConfig, condition: str, seed: int) -> str | None:
+    from xstilts.grid.jobs import TrainJob
+
+    if condition == "none":
+        return None
+    c = intermediate_config(cfg, condition, seed)
+    return plan.add(TrainJob(f"train:{c.run_key()}", c, label=f"intermediate {c.tasks[0].task} {condition} s{seed}"))
+
+
+def _plan_target(plan: Plan, cfg: GridConfig, target: TargetGrid, condition: str, seed: int,
+                 inter: str | None, spec) -> tuple[str, str]:
+    """Plan the target cell's training (unless retrieval) and evaluation; (eval job id, selection)."""
+    from xstilts.grid.jobs import EvalJob, TrainJob
+
+    label = f"{target.task} {condition} s{seed}"
+    if is_retrieval(target):
+        if inter is None:
+            job = EvalJob(f"eval:{target.task}:{cfg.base_model}", spec, model=cfg.base_model, label=f"eval {label}")
+        else:
+            job = EvalJob(f"eval:{target.task}:{inter}", spec, needs=(inter,), label=f"eval {label}")
+        return plan.add(job), "none (encoder)"
+    # a target trained on an intermediate model: its run_key is known once that model is
+    # registered, so the plan id stands in the intermediate job's id for the model
+    c = target_config(cfg, target, condition, seed, f"<{inter}>" if inter else None)
+    needs = (inter,) if inter else ()
+    train_id = plan.add(TrainJob(f"train:{c.run_key()}", c, needs=needs, label=f"target {label}"))
+    job = EvalJob(f"eval:{target.task}:{train_id}", spec, needs=(train_id,), label=f"eval {label}")
+    return plan.add(job), target.selection

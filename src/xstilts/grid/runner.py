@@ -1,26 +1,26 @@
-"""Run a grid: every (seed, condition) intermediate model once, every target on top of it,
-zero-shot evaluation on every language, one tidy results table, and the report.
+"""Run a grid: plan -> execute -> collect -> analyse.
 
-Finished work is found, not redone: trained models through the registry (same
-config and seed -> same ``run_key``), evaluations through result files keyed by
-model, task, split, languages and sizes. Rerunning after a crash, or after adding
-seeds or targets to the config, does only what is missing.
+The plan (:mod:`xstilts.grid.plan`) holds every training and evaluation job with
+its dependencies; the executor runs them (:mod:`xstilts.grid.executor`); the run
+store finds what is done already (trained models through the registry,
+evaluations through their complete key) and claims the rest, so a rerun after a
+crash, a config extension, or a second process on the same grid does only what
+is missing. Each finished evaluation's scores are in its MLflow run as soon as
+it ends; the table is collected from those records, checked against the
+analysis schema, and analysed.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from xstilts.analysis.schema import RESULT_COLUMNS
 from xstilts.grid.config import GridConfig, TargetGrid
 
 log = logging.getLogger(__name__)
-
-RESULT_COLUMNS = ["task", "language", "resource_group", "condition", "seed", "intermediate_spec",
-                  "selection_policy", "metric", "value", "model_version", "run_id"]
 
 
 @dataclass
@@ -38,139 +38,117 @@ class GridResult:
     counts: dict = field(default_factory=dict)
 
 
-def _eval_key(model_ref: str, target: TargetGrid, split: str, langs: tuple[str, ...], layers) -> str:
-    blob = json.dumps({"model": model_ref, "task": target.task, "split": split, "langs": langs,
-                       "max": target.max_eval_examples, "layers": layers}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _evaluate_cached(out: Path, model_ref: str, target: TargetGrid, plan, cfg: GridConfig,
-                     progress: bool) -> tuple[dict, bool]:
-    """Per-language scores of ``model_ref`` on the target (from the cache file when done before).
-
-    The evaluation's MLflow run is a child of the run that trained the model
-    (bare encoders get a top-level run).
-    """
-    from xstilts.evaluation.runner import evaluate_model
-
-    key = _eval_key(model_ref, target, plan.split, plan.langs, cfg.num_hidden_layers)
-    path = out / "evaluations" / f"{target.task}-{key}.json"
-    if path.is_file():
-        return json.loads(path.read_text()), True
-    report = evaluate_model(model_ref, target.task, langs=list(plan.langs), split=plan.split,
-                            max_examples=target.max_eval_examples, out_dir=out / "evaluations" / key,
-                            progress=progress)
-    record = {"model": model_ref, "task": target.task, "split": report.split, "metric": report.metric,
-              "run_id": report.run_id, "languages": {r.lang: r.scores for r in report.languages}}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=2))
-    tmp.replace(path)  # written only once complete: a crash leaves no half result
-    return record, False
-
-
-def run_grid(cfg: GridConfig, *, progress: bool = True) -> GridResult:
-    import mlflow
-    import pandas as pd
-    from tqdm.auto import tqdm
-
-    from xstilts.analysis.resource_groups import read_class_mapping, resource_group
-    from xstilts.grid.plan import (check_grid_leakage, eval_plan, intermediate_config, intermediate_spec,
-                                   is_retrieval, target_config)
+def run_grid(cfg: GridConfig, *, progress: bool = True, store=None) -> GridResult:
+    """Run every job of ``cfg``'s plan, then write and log the table and the report."""
+    from xstilts.grid.plan import check_grid_leakage, plan_grid
     from xstilts.runtime.cpu import set_threads
-    from xstilts.tracking.setup import configure_tracking
-    from xstilts.training.phase import run_phase
+    from xstilts.tracking.store import RunStore
 
     t0 = time.perf_counter()
     cfg.validate()
     check_grid_leakage(cfg)
     set_threads(cfg.threads)
-    configure_tracking(cfg.experiment)
-    mapping = read_class_mapping(cfg.resource_groups) if cfg.resource_groups else None
+    store = (store or RunStore.open()).for_experiment(cfg.experiment)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    plans = {t.task: eval_plan(t) for t in cfg.targets}
-    cells = [(seed, condition) for seed in cfg.seeds for condition in cfg.conditions]
-    rows: list[dict] = []
-    result = GridResult("", out / "results.csv", out / "results.parquet", None, 0.0)
-    # The grid's run is not held active while cells run: phase and evaluation runs
-    # name it as parent by tag, so nothing depends on MLflow's active-run stack.
-    import os
-
-    client = mlflow.MlflowClient()
-    grid_tags = {"kind": "grid", "grid_hash": cfg.grid_hash(), "grid_name": cfg.name}
-    if os.environ.get("MLFLOW_RUN_ID"):
-        # Under `mlflow run` the entry point's run is the grid's run; the variable is
-        # dropped so that the cells' runs become its children instead of resuming it.
-        parent_id = os.environ.pop("MLFLOW_RUN_ID")
-        cfg.experiment = client.get_experiment(client.get_run(parent_id).info.experiment_id).name
-        for k, v in grid_tags.items():
-            client.set_tag(parent_id, k, v)
-    else:
-        exp_id = mlflow.get_experiment_by_name(cfg.experiment).experiment_id
-        parent_id = client.create_run(exp_id, run_name=f"grid-{cfg.name}", tags=grid_tags).info.run_id
-    result.run_id = parent_id
-    status = "FAILED"
+    plan = plan_grid(cfg)
+    parent = _start_grid_run(store, cfg)
+    result = GridResult(parent, out / "results.csv", out / "results.parquet", None, 0.0)
     try:
-        import yaml
-
-        client.log_text(parent_id, yaml.safe_dump(cfg.to_dict(), sort_keys=False), "grid_config.yaml")
-        for k, v in {"seeds": json.dumps(cfg.seeds), "conditions": ",".join(cfg.conditions),
-                     "targets": ",".join(t.task for t in cfg.targets), "base_model": cfg.base_model,
-                     "intermediate.task": cfg.intermediate.task,
-                     "intermediate.size": cfg.intermediate.size}.items():
-            client.log_param(parent_id, k, v)
-        bar = tqdm(total=len(cells) * (1 + len(cfg.targets)), desc="grid", unit="cell", disable=not progress)
-        for seed, condition in cells:
-            inter_uri = None
-            spec_hash = "none"
-            if condition != "none":
-                bar.set_postfix_str(f"intermediate {condition} seed {seed}")
-                r = run_phase(intermediate_config(cfg, condition, seed), progress=progress, parent_run_id=parent_id)
-                inter_uri = r.model_uri
-                spec_hash = intermediate_spec(cfg, condition, seed).stable_hash()
-                result.reused += r.reused
-                result.trained += not r.reused
-            bar.update(1)
-            for target in cfg.targets:
-                bar.set_postfix_str(f"{target.task} {condition} seed {seed}")
-                if is_retrieval(target):
-                    model_ref, selection = inter_uri or cfg.base_model, "none (encoder)"
-                else:
-                    tr = run_phase(target_config(cfg, target, condition, seed, inter_uri), progress=progress,
-                                   parent_run_id=parent_id)
-                    model_ref, selection = tr.model_uri, target.selection
-                    result.reused += tr.reused
-                    result.trained += not tr.reused
-                record, cached = _evaluate_cached(out, model_ref, target, plans[target.task], cfg, progress)
-                result.eval_reused += cached
-                result.evaluated += not cached
-                for lang, scores in record["languages"].items():
-                    group = resource_group(lang, mapping=mapping)
-                    for metric, value in scores.items():
-                        rows.append({"task": target.task, "language": lang, "resource_group": group,
-                                     "condition": condition, "seed": seed, "intermediate_spec": spec_hash,
-                                     "selection_policy": selection, "metric": metric, "value": float(value),
-                                     "model_version": model_ref, "run_id": record.get("run_id") or ""})
-                bar.update(1)
-        bar.close()
-        table = pd.DataFrame(rows, columns=RESULT_COLUMNS)
-        table.to_csv(result.table_csv, index=False)
-        table.to_parquet(result.table_parquet, index=False)
-        client.log_artifact(parent_id, str(result.table_csv), "results")
-        client.log_artifact(parent_id, str(result.table_parquet), "results")
-        result.rows = len(table)
+        outcomes = _execute(store, cfg, plan, parent, out, progress)
+        _count(result, plan, outcomes)
+        table = collect_table(plan, outcomes, cfg)
+        _write_table(store, parent, table, result)
         result.seconds = time.perf_counter() - t0
         result.report = _report(cfg, table, out, result)
-        if result.report is not None:
-            client.log_artifacts(parent_id, str(result.report.parent), "report")
-        for k, v in {"grid.seconds": result.seconds, "grid.trained": result.trained, "grid.reused": result.reused,
-                     "grid.evaluated": result.evaluated, "grid.eval_reused": result.eval_reused}.items():
-            client.log_metric(parent_id, k, v)
-        status = "FINISHED"
-    finally:
-        client.set_terminated(parent_id, status=status)
+        _log_summary(store, parent, result)
+    except BaseException:
+        store.end_run(parent, "FAILED")
+        raise
+    store.end_run(parent, "FINISHED")
     return result
+
+
+def _start_grid_run(store, cfg: GridConfig) -> str:
+    """The grid's parent run (the `mlflow run` one when launched so), with config and params."""
+    import yaml
+
+    tags = {"kind": "grid", "grid_hash": cfg.grid_hash(), "grid_name": cfg.name}
+    parent = store.start_run(f"grid-{cfg.name}", tags, adopt_launch=True)
+    run = _job_run(store, parent)
+    run.log_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), "grid_config.yaml")
+    run.log_params({"seeds": json.dumps(cfg.seeds), "conditions": ",".join(cfg.conditions),
+                    "targets": ",".join(t.task for t in cfg.targets), "base_model": cfg.base_model,
+                    "intermediate.task": cfg.intermediate.task, "intermediate.size": cfg.intermediate.size})
+    return parent
+
+
+def _job_run(store, run_id: str):
+    from xstilts.tracking.store import JobRun
+
+    return JobRun(store, run_id)
+
+
+def _execute(store, cfg: GridConfig, plan, parent: str, out: Path, progress: bool) -> dict:
+    from xstilts.grid.executor import InProcessExecutor, describe
+    from xstilts.grid.jobs import JobContext
+
+    ctx = JobContext.create(store, parent_run_id=parent, eval_dir=out / "evaluations", progress=progress)
+    return InProcessExecutor(ctx, on_done=lambda e: log.warning(describe(e))).run(plan)
+
+
+def _count(result: GridResult, plan, outcomes: dict) -> None:
+    from xstilts.grid.jobs import EvalJob, TrainJob
+
+    for job_id, job in plan.jobs.items():
+        reused = bool(outcomes[job_id].reused)
+        if isinstance(job, TrainJob):
+            result.reused += reused
+            result.trained += not reused
+        elif isinstance(job, EvalJob):
+            result.eval_reused += reused
+            result.evaluated += not reused
+
+
+def collect_table(plan, outcomes: dict, cfg: GridConfig):
+    """The tidy results table: one row per cell x language x metric, checked against the schema."""
+    import pandas as pd
+
+    from xstilts.analysis.resource_groups import read_class_mapping, resource_group
+    from xstilts.analysis.schema import validate_results
+
+    mapping = read_class_mapping(cfg.resource_groups) if cfg.resource_groups else None
+    rows = []
+    for cell in plan.cells:
+        outcome = outcomes[cell.eval_job]
+        for lang, scores in outcome.record["languages"].items():
+            group = resource_group(lang, mapping=mapping)
+            for metric, value in scores.items():
+                rows.append({"task": cell.task, "language": lang, "resource_group": group,
+                             "condition": cell.condition, "seed": cell.seed,
+                             "intermediate_spec": cell.intermediate_spec, "selection_policy": cell.selection,
+                             "metric": metric, "value": float(value), "model_version": outcome.model_ref,
+                             "run_id": outcome.run_id})
+    table = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+    validate_results(table, source=f"grid {cfg.name} results")
+    return table
+
+
+def _write_table(store, parent: str, table, result: GridResult) -> None:
+    table.to_csv(result.table_csv, index=False)
+    table.to_parquet(result.table_parquet, index=False)
+    run = _job_run(store, parent)
+    run.log_artifact(result.table_csv, "results")
+    run.log_artifact(result.table_parquet, "results")
+    result.rows = len(table)
+
+
+def _log_summary(store, parent: str, result: GridResult) -> None:
+    run = _job_run(store, parent)
+    if result.report is not None:
+        run.log_artifacts(result.report.parent, "report")
+    run.log_metrics({"grid.seconds": result.seconds, "grid.trained": result.trained, "grid.reused": result.reused,
+                     "grid.evaluated": result.evaluated, "grid.eval_reused": result.eval_reused})
 
 
 def _target_note(t: TargetGrid) -> str:

@@ -55,3 +55,16 @@ class XstiltsPyfunc(mlflow.pyfunc.PythonModel):
                     out.append(tags)
                 return out
         raise XstiltsError(f"serving predictions for {task.family} tasks is not built yet")
+
+
+def save_pyfunc(path, model_dir) -> None:
+    """Write an MLflow pyfunc model at ``path`` wrapping the xstilts ``model_dir``.
+
+    Logged as code (:mod:`xstilts.tracking.pyfunc_code`), not as a cloudpickle of
+    :class:`XstiltsPyfunc`: loading it never unpickles anything.
+    """
+    from pathlib import Path
+
+    code = Path(__file__).with_name("pyfunc_code.py")
+    mlflow.pyfunc.save_model(str(path), python_model=str(code), artifacts={ARTIFACT_KEY: str(model_dir)},
+                             pip_requirements=["xstilts", "torch", "transformers", "safetensors"])

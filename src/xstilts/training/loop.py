@@ -52,6 +52,7 @@ class LoopResult:
     seconds: float = 0.0
     train_examples: int = 0  # units processed in this process (for throughput)
     train_tokens: int = 0
+    stopped_early: bool = False  # a ``should_stop`` callback ended training (``steps`` = steps done)
 
     @property
     def examples_per_second(self) -> float:
@@ -91,7 +92,8 @@ def train(model, sets: Sequence[TrainSet], args: TrainingArgs, *, seed: int, mix
           temperature: float = 2.0, bf16: bool = False, checkpoints: CheckpointDir | None = None,
           evaluate: Callable[[Any], float] | None = None, keep_best: bool = True,
           on_metrics: Callable[[dict[str, float], int], None] | None = None,
-          on_step: Callable[[int, int, int], None] | None = None, progress: bool = True) -> LoopResult:
+          on_step: Callable[[int, int, int], None] | None = None, progress: bool = True,
+          should_stop: Callable[[int, float], bool] | None = None) -> LoopResult:
     """Train ``model`` over ``sets`` (a mixture when several) and return the loop's record.
 
     ``evaluate(model) -> score`` (higher is better) runs every ``eval_every`` steps
@@ -100,7 +102,8 @@ def train(model, sets: Sequence[TrainSet], args: TrainingArgs, *, seed: int, mix
     written at every evaluation (or every ``checkpoint_every`` steps); if
     ``checkpoints`` holds one for this run, training continues from it.
     ``on_step(step, examples, tokens)`` is called after every optimizer step
-    (benchmarks time steps with it).
+    (benchmarks time steps with it). ``should_stop(step, score)`` sees every dev
+    score; when it returns True training ends there (Optuna's pruning).
     """
     from tqdm.auto import tqdm
 
@@ -177,6 +180,9 @@ def train(model, sets: Sequence[TrainSet], args: TrainingArgs, *, seed: int, mix
                     checkpoints.save_best(weights())
                 elif keep_best:
                     best_state = weights()
+            if should_stop is not None and done < total and should_stop(done, score):
+                result.steps, result.stopped_early = done, True
+                break
         if checkpoints is not None and (done % ckpt_every == 0 or done == total) and done < total:
             checkpoints.save(weights=weights(), optimizer=optimizer, scheduler=scheduler, step=done,
                              history=result.history, best=best)
@@ -186,7 +192,7 @@ def train(model, sets: Sequence[TrainSet], args: TrainingArgs, *, seed: int, mix
         masters.restore_fp32()
     if best is not None:
         result.best_step, result.best_score = best["step"], best["score"]
-        if keep_best and best["step"] != total:
+        if keep_best and best["step"] != result.steps:
             if checkpoints is not None:
                 checkpoints.load_best_into(model)
             elif best_state is not None:

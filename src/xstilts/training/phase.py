@@ -9,9 +9,11 @@ run FAILED and registers nothing.
 from __future__ import annotations
 
 import logging
-import tempfile
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -29,6 +31,7 @@ class PhaseResult:
     dev_scores: dict[str, float] = field(default_factory=dict)
     loop: object | None = None
     model_dir: str | None = None
+    checkpoint: object | None = None  # the CheckpointDir, removed once the model is registered
 
 
 def head_name(cfg: PhaseConfig) -> str:
@@ -36,7 +39,7 @@ def head_name(cfg: PhaseConfig) -> str:
 
 
 def registry_name(cfg: PhaseConfig) -> str:
-    from xstilts.tracking.registry import model_name
+    from xstilts.tracking.store import model_name
 
     return model_name(cfg.phase, head_name(cfg))
 
@@ -148,7 +151,9 @@ def dev_evaluator(dev_sets, *, batch_size: int, bf16: bool, last_scores: dict):
 
 # -- model -------------------------------------------------------------------------------------
 
-def build_model(cfg: PhaseConfig):
+def build_model(cfg: PhaseConfig, init_dir: str | os.PathLike[str] | None = None):
+    """The model to train: heads on the bare encoder, or on the encoder of ``cfg.init_from``
+    (read from ``init_dir``, its local copy, when the caller fetched it from the registry)."""
     from xstilts.encoders.loading import load_encoder
     from xstilts.models.multitask import HeadSpec, XstiltsModel
     from xstilts.models.persist import load_model
@@ -161,9 +166,7 @@ def build_model(cfg: PhaseConfig):
     if cfg.mlm is not None:
         heads.append(HeadSpec("mlm", "mlm"))
     if cfg.init_from:
-        from xstilts.tracking.registry import fetch_model_dir
-
-        model = load_model(fetch_model_dir(cfg.init_from), keep_heads=False)
+        model = load_model(init_dir or cfg.init_from, keep_heads=False)
         for i, h in enumerate(heads):
             model.add_head(h, seed=cfg.seed * 1000 + i)
     else:
@@ -188,89 +191,102 @@ def base_model_of(cfg: PhaseConfig) -> str:
 
 # -- the phase ---------------------------------------------------------------------------------
 
-def _retire_unfinished(key: str) -> str | None:
-    """Mark attempts that died without ending (SIGKILL) as KILLED; return the newest one's id."""
-    import mlflow
-    from mlflow import MlflowClient
+class Tracker(Protocol):
+    """What a phase logs into (:class:`xstilts.tracking.store.JobRun`, or :class:`NullTracker`)."""
 
-    runs = mlflow.search_runs(filter_string=f"tags.run_key = '{key}' and attributes.status = 'RUNNING'",
-                              output_format="list")
-    for r in runs:
-        MlflowClient().set_terminated(r.info.run_id, status="KILLED")
-    return runs[0].info.run_id if runs else None
+    def log_params(self, params: dict[str, Any]) -> None: ...
+    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None: ...
+    def set_tags(self, tags: dict[str, Any]) -> None: ...
+    def log_text(self, text: str, artifact_file: str) -> None: ...
 
 
-def run_phase(cfg: PhaseConfig, *, progress: bool = True, parent_run_id: str | None = None) -> PhaseResult:
-    import os
+class NullTracker:
+    """Logs nothing (benchmarks, library use without MLflow)."""
 
-    import mlflow
+    def log_params(self, params): pass
+    def log_metrics(self, metrics, step=0): pass
+    def set_tags(self, tags): pass
+    def log_text(self, text, artifact_file): pass
 
+
+#: ``on_evaluation(step, score) -> stop?``: called after every dev evaluation (Optuna's pruning hook).
+EvalCallback = Callable[[int, float], bool]
+
+
+def train_phase(cfg: PhaseConfig, tracker: Tracker, *, model_dir: str | os.PathLike[str],
+                checkpoint_dir: str | os.PathLike[str] | None = None, init_dir: str | os.PathLike[str] | None = None,
+                progress: bool = True, on_evaluation: EvalCallback | None = None) -> PhaseResult:
+    """Train ``cfg`` into ``model_dir``: the work function of a training job.
+
+    Reads no environment variable and configures no tracking: logging goes to
+    ``tracker``, a resumable checkpoint to ``checkpoint_dir`` (resumed from when it
+    holds one of the same ``run_key``), the selected model to ``model_dir``.
+    ``on_evaluation`` sees every dev score and may stop the run early; ``init_dir``
+    is the local copy of ``cfg.init_from``.
+    """
     from xstilts.encoders.loading import load_tokenizer
     from xstilts.models.persist import save_model
-    from xstilts.paths import checkpoint_root
-    from xstilts.runtime.cpu import resolve_bf16, set_threads
-    from xstilts.tracking.registry import find_registered, log_and_register
-    from xstilts.tracking.setup import configure_tracking
+    from xstilts.runtime.cpu import resolve_bf16
     from xstilts.training.checkpoint import CheckpointDir
     from xstilts.training.loop import train
 
-    cfg.validate()
-    set_threads(cfg.training.threads)
-    configure_tracking(cfg.experiment)
     key = cfg.run_key()
-    name = registry_name(cfg)
-    if cfg.register and (found := find_registered(name, key)) is not None:
-        log.info("reusing registered model %s (same config and seed, run %s)", found.uri, found.run_id)
-        if os.environ.get("MLFLOW_RUN_ID"):  # inside `mlflow run`: say so in the run it created
-            mlflow.MlflowClient().set_tag(os.environ["MLFLOW_RUN_ID"], "reused_model", found.uri)
-        return PhaseResult(found.run_id, found.uri, reused=True)
-    previous = _retire_unfinished(key)
     bf16 = resolve_bf16(cfg.training.bf16)
-    tags = run_tags(cfg) | {"bf16": str(bf16).lower()}
-    if parent_run_id:
-        tags["mlflow.parentRunId"] = parent_run_id
-    if previous:
-        tags["previous_attempt"] = previous
-    # nested when a caller holds a run open (parent given by tag otherwise)
-    with mlflow.start_run(run_name=f"{cfg.phase}-{head_name(cfg)}-{cfg.condition}-s{cfg.seed}", tags=tags,
-                          nested=mlflow.active_run() is not None and not os.environ.get("MLFLOW_RUN_ID")) as run:
-        mlflow.log_params(flatten_params(cfg.to_dict()))
-        mlflow.log_text(cfg.to_yaml(), "config.yaml")
-        tokenizer = load_tokenizer(cfg.base_model)
-        model = build_model(cfg)
-        sets = build_train_sets(cfg, tokenizer)
-        dev_sets = build_dev_sets(cfg, tokenizer)
-        last_scores: dict[str, float] = {}
-        evaluate = dev_evaluator(dev_sets, batch_size=cfg.training.eval_batch_size, bf16=bf16,
-                                 last_scores=last_scores) if dev_sets else None
-        ckpt = CheckpointDir(checkpoint_root() / key, key)
-        mlflow.log_params({"train.examples": sum(len(s.units) for s in sets),
-                           "train.sets": ",".join(s.name for s in sets)})
-        result = train(model, sets, cfg.training, seed=cfg.seed, mixture=cfg.mixture, temperature=cfg.temperature,
-                       bf16=bf16, checkpoints=ckpt, evaluate=evaluate, keep_best=cfg.selection != "last",
-                       on_metrics=lambda m, step: mlflow.log_metrics(m, step=step), progress=progress)
-        if result.resumed_from:
-            mlflow.set_tag("resumed_from_step", str(result.resumed_from))
-        summary = {"train.steps": result.steps, "train.seconds": result.seconds,
-                   "train.examples_per_second": result.examples_per_second}
-        if result.best_step is not None:
-            summary |= {"selected.step": result.best_step if cfg.selection != "last" else result.steps,
-                        "selected.dev_score": result.best_score}
-        mlflow.log_metrics(summary)
-        dev_scores: dict[str, float] = {}
-        if evaluate is not None:
-            evaluate(model)  # the selected weights' per-language dev scores
-            dev_scores = dict(last_scores)
-            mlflow.log_metrics(dev_scores)
-        with tempfile.TemporaryDirectory(prefix="xstilts-save-") as tmp:
-            model_dir = save_model(model, Path(tmp) / "model", base_model=base_model_of(cfg),
-                                   frozen_word_embeddings=cfg.training.freeze_word_embeddings,
-                                   store_dtype=cfg.store_dtype,
-                                   extra={"run_key": key, "config": cfg.to_dict()})
-            uri = None
-            if cfg.register:
-                registered = log_and_register(model_dir, name=name, tags=run_tags(cfg))
-                uri = registered.uri
-                mlflow.set_tag("registered_model", uri)
-        ckpt.remove()
-        return PhaseResult(run.info.run_id, uri, reused=False, dev_scores=dev_scores, loop=result)
+    tracker.log_params(flatten_params(cfg.to_dict()))
+    tracker.log_text(cfg.to_yaml(), "config.yaml")
+    tokenizer = load_tokenizer(cfg.base_model)
+    model = build_model(cfg, init_dir)
+    sets = build_train_sets(cfg, tokenizer)
+    dev_sets = build_dev_sets(cfg, tokenizer)
+    last_scores: dict[str, float] = {}
+    evaluate = dev_evaluator(dev_sets, batch_size=cfg.training.eval_batch_size, bf16=bf16,
+                             last_scores=last_scores) if dev_sets else None
+    ckpt = CheckpointDir(Path(checkpoint_dir) / key, key) if checkpoint_dir is not None else None
+    tracker.log_params({"train.examples": sum(len(s.units) for s in sets),
+                        "train.sets": ",".join(s.name for s in sets)})
+    result = train(model, sets, cfg.training, seed=cfg.seed, mixture=cfg.mixture, temperature=cfg.temperature,
+                   bf16=bf16, checkpoints=ckpt, evaluate=evaluate, keep_best=cfg.selection != "last",
+                   on_metrics=lambda m, step: tracker.log_metrics(m, step=step), progress=progress,
+                   should_stop=on_evaluation)
+    _log_summary(tracker, cfg, result)
+    dev_scores: dict[str, float] = {}
+    if evaluate is not None:
+        evaluate(model)  # the selected weights' per-language dev scores
+        dev_scores = dict(last_scores)
+        tracker.log_metrics(dev_scores)
+    saved = save_model(model, model_dir, base_model=base_model_of(cfg),
+                       frozen_word_embeddings=cfg.training.freeze_word_embeddings,
+                       store_dtype=cfg.store_dtype, extra={"run_key": key, "config": cfg.to_dict()})
+    return PhaseResult(None, None, reused=False, dev_scores=dev_scores, loop=result, model_dir=str(saved),
+                       checkpoint=ckpt)
+
+
+def _log_summary(tracker: Tracker, cfg: PhaseConfig, result) -> None:
+    if result.resumed_from:
+        tracker.set_tags({"resumed_from_step": str(result.resumed_from)})
+    summary = {"train.steps": result.steps, "train.seconds": result.seconds,
+               "train.examples_per_second": result.examples_per_second}
+    if result.best_step is not None:
+        summary |= {"selected.step": result.best_step if cfg.selection != "last" else result.steps,
+                    "selected.dev_score": result.best_score}
+    tracker.log_metrics(summary)
+    if result.stopped_early:
+        tracker.set_tags({"stopped_early_at_step": str(result.steps)})
+
+
+def run_phase(cfg: PhaseConfig, *, progress: bool = True, parent_run_id: str | None = None,
+              store=None) -> PhaseResult:
+    """Validate ``cfg``, reuse its registered model or train and register it (one job).
+
+    The library's and the CLI's entry point for one phase: a one-job plan run by
+    :mod:`xstilts.grid.jobs` on the run store (``store``, default: the one of
+    ``MLFLOW_TRACKING_URI``), with its claim, reuse and FAILED-on-error policy.
+    """
+    from xstilts.grid.jobs import JobContext, run_train
+
+    from xstilts.tracking.store import RunStore
+
+    cfg.validate()
+    store = store or RunStore.open(cfg.experiment)
+    ctx = JobContext.create(store, parent_run_id=parent_run_id, progress=progress, adopt_launch=True)
+    return run_train(ctx, cfg, wait=True)

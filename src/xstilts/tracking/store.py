@@ -1,0 +1,404 @@
+"""The run store: the one module that talks to MLflow.
+
+Everything xstilts records goes through a :class:`RunStore`: the grid's parent
+run and its children (also when ``mlflow run`` launched the process and created
+the run the entry point must log into), job runs that end FAILED when their work
+raises, the model registry (register, find for reuse, fetch, "best model of a
+task"), finished evaluations found by their complete key, and claims
+(:mod:`xstilts.tracking.claims`) so that two processes never run one job.
+
+Phases and evaluation never import MLflow: they get a :class:`JobRun` (the
+tracker of their own run) or return what should be logged.
+
+Defaults: without ``MLFLOW_TRACKING_URI`` runs go to a SQLite store
+``mlflow.db`` in the working directory and artifacts to ``./mlartifacts``, so
+``mlflow ui`` started there shows them.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from xstilts.errors import XstiltsError
+from xstilts.tracking.claims import DEFAULT_TIMEOUT_S, ClaimStore, claims_url_for
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EXPERIMENT = "xstilts"
+PARENT_TAG = "mlflow.parentRunId"
+MODEL_ARTIFACT = "model"
+T = TypeVar("T")
+
+
+def default_tracking_uri() -> str:
+    return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def model_name(phase: str, task: str) -> str:
+    return f"xstilts-{phase}-{task.replace('+', '-')}"
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    name: str
+    version: str
+    run_id: str
+    tags: dict
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+def _split_model_uri(uri: str) -> tuple[str, str]:
+    """``models:/NAME/VERSION`` or ``models:/NAME@ALIAS`` -> (name, version-or-@alias)."""
+    if not uri.startswith("models:/"):
+        raise XstiltsError(f"{uri!r} is not a registered model URI (models:/NAME/VERSION or models:/NAME@ALIAS)")
+    body = uri[len("models:/"):]
+    if "@" in body:
+        name, alias = body.split("@", 1)
+        return name, "@" + alias
+    try:
+        name, version = body.rsplit("/", 1)
+    except ValueError:
+        raise XstiltsError(f"{uri!r} is not of the form models:/NAME/VERSION") from None
+    return name, version
+
+
+class RunStore:
+    """One tracking store (and its claims); open it with :meth:`open`."""
+
+    def __init__(self, tracking_uri: str, experiment_id: str, *, launch_run_id: str | None = None,
+                 claim_timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        import mlflow
+
+        self.tracking_uri = tracking_uri
+        self.experiment_id = experiment_id
+        self.launch_run_id = launch_run_id
+        self.claim_timeout = claim_timeout
+        self.client = mlflow.MlflowClient(tracking_uri)
+        self._claims: ClaimStore | None = None
+
+    # -- opening -------------------------------------------------------------------
+    @classmethod
+    def open(cls, experiment: str | None = None, *, claim_timeout: float | None = None) -> RunStore:
+        """The store of ``MLFLOW_TRACKING_URI`` (default: ``./mlflow.db``).
+
+        Under ``mlflow run`` the process inherits ``MLFLOW_RUN_ID``: that run is
+        taken out of the environment here (so nothing resumes it by accident) and
+        handed to the first caller of :meth:`take_launch_run`; its experiment is
+        the store's.
+        """
+        import mlflow
+
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+        mlflow.set_tracking_uri(uri)  # artifact downloads and pyfunc loading read the global URI
+        launch = os.environ.pop("MLFLOW_RUN_ID", None)
+        timeout = claim_timeout if claim_timeout is not None else float(
+            os.environ.get("XSTILTS_CLAIM_TIMEOUT", DEFAULT_TIMEOUT_S))
+        client = mlflow.MlflowClient(uri)
+        if launch:
+            exp_id = client.get_run(launch).info.experiment_id
+        else:
+            exp_id = _get_or_create_experiment(client, uri, experiment or os.environ.get(
+                "MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT)
+        return cls(uri, exp_id, launch_run_id=launch, claim_timeout=timeout)
+
+    def for_experiment(self, name: str) -> RunStore:
+        """The same store logging into experiment ``name`` (unless a launch run fixes it)."""
+        if self.launch_run_id:
+            return self
+        other = RunStore(self.tracking_uri, _get_or_create_experiment(self.client, self.tracking_uri, name),
+                         claim_timeout=self.claim_timeout)
+        other._claims = self._claims
+        return other
+
+    @property
+    def claims(self) -> ClaimStore:
+        if self._claims is None:
+            self._claims = ClaimStore(claims_url_for(self.tracking_uri), timeout=self.claim_timeout)
+        return self._claims
+
+    def take_launch_run(self) -> str | None:
+        """The run ``mlflow run`` created for this process, once (None afterwards)."""
+        run_id, self.launch_run_id = self.launch_run_id, None
+        return run_id
+
+    # -- runs ----------------------------------------------------------------------
+    def start_run(self, run_name: str, tags: dict[str, str], *, parent_id: str | None = None,
+                  adopt_launch: bool = False) -> str:
+        """A new RUNNING run (or the launch run, tagged and renamed, when ``adopt_launch``)."""
+        tags = {k: str(v) for k, v in tags.items()}
+        if parent_id:
+            tags[PARENT_TAG] = parent_id
+        launch = self.take_launch_run() if adopt_launch else None
+        if launch:
+            self.client.set_tag(launch, "mlflow.runName", run_name)
+            self._log(launch, tags=tags)
+            return launch
+        experiment = self.experiment_of(parent_id) if parent_id else self.experiment_id
+        return self.client.create_run(experiment, run_name=run_name, tags=tags).info.run_id
+
+    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
+        self.client.set_terminated(run_id, status=status)
+
+    @contextlib.contextmanager
+    def job_run(self, run_name: str, tags: dict[str, str], *, parent_id: str | None = None,
+                adopt_launch: bool = False) -> Iterator[JobRun]:
+        """A run that ends FINISHED, or FAILED when the body raises (then re-raised)."""
+        run = JobRun(self, self.start_run(run_name, tags, parent_id=parent_id, adopt_launch=adopt_launch))
+        try:
+            yield run
+        except BaseException:
+            self.end_run(run.run_id, "FAILED")
+            raise
+        self.end_run(run.run_id, "FINISHED")
+
+    def experiment_of(self, run_id: str) -> str:
+        return self.client.get_run(run_id).info.experiment_id
+
+    def run_exists(self, run_id: str) -> bool:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_run(run_id)
+            return True
+        except MlflowException:
+            return False
+
+    def fail_running(self, tag: str, value: str) -> list[str]:
+        """Mark every RUNNING run tagged ``tag = value`` FAILED; their ids, newest first.
+
+        Only call this while holding the claim on the job: a live attempt would
+        hold the claim itself, so what is still RUNNING here died without ending.
+        """
+        runs = self.client.search_runs(self._all_experiments(),
+                                       filter_string=f"tags.`{tag}` = '{value}' and attributes.status = 'RUNNING'",
+                                       order_by=["attributes.start_time DESC"])
+        for r in runs:
+            self.end_run(r.info.run_id, "FAILED")
+        return [r.info.run_id for r in runs]
+
+    def mark_failed(self, run_id: str) -> None:
+        if self.run_exists(run_id) and self.client.get_run(run_id).info.status == "RUNNING":
+            self.end_run(run_id, "FAILED")
+
+    def _all_experiments(self) -> list[str]:
+        return [e.experiment_id for e in self.client.search_experiments()]
+
+    def _log(self, run_id: str, *, params: dict | None = None, metrics: dict | None = None,
+             tags: dict | None = None, step: int = 0) -> None:
+        """One batched call (MLflow's limits: 100 params, 1,000 metrics per batch)."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        now = int(time.time() * 1000)
+        p = [Param(k, str(v)[:6000]) for k, v in (params or {}).items()]
+        m = [Metric(k, float(v), now, step) for k, v in (metrics or {}).items()]
+        t = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
+        for i in range(0, max(len(p), len(m), len(t), 1), 100):
+            self.client.log_batch(run_id, metrics=m[i:i + 100], params=p[i:i + 100], tags=t[i:i + 100])
+
+    # -- run-once with claims ----------------------------------------------------------
+    def run_once(self, key: str, find: Callable[[], T | None], work: Callable[[Any], T]) -> T | None:
+        """``find()`` if the job is done, else ``work(claim)`` under the claim on ``key``;
+        None while another live process holds the claim (ask again later).
+
+        ``find`` runs again after the claim is taken: the previous holder may have
+        recorded its result and released the claim in between.
+        """
+        done = find()
+        if done is not None:
+            return done
+        claim = self.claims.try_claim(key)
+        if claim is None:
+            return None
+        try:
+            done = find()
+            if done is not None:
+                return done
+            if claim.stale_run_id:
+                self.mark_failed(claim.stale_run_id)
+            return work(claim)
+        finally:
+            self.claims.release(claim)
+
+    # -- registry ------------------------------------------------------------------
+    def find_model(self, name: str, run_key: str) -> RegisteredModel | None:
+        """The newest READY version of ``name`` trained from config ``run_key``."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            versions = self.client.search_model_versions(f"name = '{name}' and tags.run_key = '{run_key}'")
+        except MlflowException:
+            return None
+        versions = [v for v in versions if v.status == "READY"]
+        if not versions:
+            return None
+        v = max(versions, key=lambda v: int(v.version))
+        return RegisteredModel(v.name, str(v.version), v.run_id, dict(v.tags))
+
+    def resolve_registered(self, uri: str) -> RegisteredModel:
+        """``models:/NAME/VERSION`` or ``models:/NAME@ALIAS`` -> its registry entry."""
+        from mlflow.exceptions import MlflowException
+
+        name, version = _split_model_uri(uri)
+        try:
+            if version.startswith("@"):
+                v = self.client.get_model_version_by_alias(name, version[1:])
+            else:
+                v = self.client.get_model_version(name, version)
+        except MlflowException as exc:
+            raise XstiltsError(f"registered model {uri} not found: {exc.message}") from None
+        return RegisteredModel(v.name, str(v.version), v.run_id, dict(v.tags))
+
+    def fetch_model_dir(self, ref: str, dst: str | os.PathLike[str] | None = None) -> Path:
+        """A local xstilts model directory for ``ref`` (``models:/...`` or a directory)."""
+        import mlflow
+
+        from xstilts.models.persist import MANIFEST
+
+        path = Path(ref).expanduser()
+        if path.is_dir():
+            return path
+        if not ref.startswith("models:/"):
+            raise XstiltsError(f"model {ref!r} is neither a registered model (models:/NAME/VERSION) nor a directory")
+        registered = self.resolve_registered(ref)
+        dst = Path(dst or tempfile.mkdtemp(prefix="xstilts-model-"))
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=registered.uri, dst_path=str(dst),
+                                                         tracking_uri=self.tracking_uri))
+        found = [p.parent for p in local.rglob(MANIFEST)]
+        if len(found) != 1:
+            raise XstiltsError(f"registered model {ref} holds {len(found)} xstilts model directories, expected 1")
+        return found[0]
+
+    def register(self, run_id: str, model_dir: str | os.PathLike[str], *, name: str,
+                 tags: dict[str, str]) -> RegisteredModel:
+        """Log ``model_dir`` as a pyfunc (model code, not a pickle) in run ``run_id`` and register it."""
+        from xstilts.tracking.pyfunc import save_pyfunc
+
+        with tempfile.TemporaryDirectory(prefix="xstilts-pyfunc-") as tmp:
+            save_pyfunc(Path(tmp) / MODEL_ARTIFACT, model_dir)
+            self.client.log_artifacts(run_id, str(Path(tmp) / MODEL_ARTIFACT), MODEL_ARTIFACT)
+        return self._create_version(run_id, name, tags)
+
+    def _create_version(self, run_id: str, name: str, tags: dict[str, str]) -> RegisteredModel:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.create_registered_model(name)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        source = f"{self.client.get_run(run_id).info.artifact_uri}/{MODEL_ARTIFACT}"
+        tags = {k: str(v) for k, v in tags.items()}
+        mv = self.client.create_model_version(name, source, run_id=run_id, tags=tags)
+        for _ in range(600):  # file and SQL stores are READY at once; a server may take a moment
+            if mv.status == "READY":
+                break
+            time.sleep(0.1)
+            mv = self.client.get_model_version(name, mv.version)
+        return RegisteredModel(mv.name, str(mv.version), run_id, tags)
+
+    def best_model(self, name: str, *, metric: str = "selected.dev_score",
+                   filter_tags: dict[str, str] | None = None) -> RegisteredModel | None:
+        """The READY version of registered model ``name`` whose training run scored
+        highest on ``metric`` (default: the English dev score that selected it);
+        ties go to the newer version. None when no version has the metric."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            versions = self.client.search_model_versions(f"name = '{name}'")
+        except MlflowException:
+            return None
+        scored = []
+        for v in versions:
+            if v.status != "READY" or any(v.tags.get(k) != val for k, val in (filter_tags or {}).items()):
+                continue
+            value = self.client.get_run(v.run_id).data.metrics.get(metric)
+            if value is not None:
+                scored.append((value, int(v.version), v))
+        if not scored:
+            return None
+        _, _, v = max(scored, key=lambda s: (s[0], s[1]))
+        return RegisteredModel(v.name, str(v.version), v.run_id, dict(v.tags))
+
+    def set_alias(self, model: RegisteredModel, alias: str) -> None:
+        self.client.set_registered_model_alias(model.name, alias, model.version)
+
+    # -- evaluations ---------------------------------------------------------------
+    def find_evaluation(self, eval_key: str) -> dict | None:
+        """The record a FINISHED evaluation run with ``eval_key`` logged, or None."""
+        runs = self.client.search_runs(self._all_experiments(),
+                                       filter_string=f"tags.eval_key = '{eval_key}' and attributes.status = 'FINISHED'",
+                                       order_by=["attributes.start_time ASC"], max_results=1)
+        if not runs:
+            return None
+        record = self.load_dict(runs[0].info.run_id, EVAL_RECORD)
+        record["run_id"] = runs[0].info.run_id
+        return record
+
+    def load_dict(self, run_id: str, artifact: str) -> dict:
+        import mlflow
+
+        with tempfile.TemporaryDirectory(prefix="xstilts-dl-") as tmp:
+            path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact, dst_path=tmp,
+                                                       tracking_uri=self.tracking_uri)
+            return json.loads(Path(path).read_text())
+
+
+EVAL_RECORD = "evaluation/record.json"
+
+
+def _get_or_create_experiment(client, uri: str, name: str) -> str:
+    from mlflow.exceptions import MlflowException
+
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = (Path.cwd() / "mlartifacts" / name).as_uri() if uri.startswith(("sqlite:", "file:")) else None
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:  # another process created it in between
+        return client.get_experiment_by_name(name).experiment_id
+
+
+class JobRun:
+    """The tracker a phase logs into: its own run, nothing else."""
+
+    def __init__(self, store: RunStore, run_id: str) -> None:
+        self.store = store
+        self.run_id = run_id
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        self.store._log(self.run_id, params=params)
+
+    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+        self.store._log(self.run_id, metrics=metrics, step=step)
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        self.store._log(self.run_id, tags=tags)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.store.client.log_text(self.run_id, text, artifact_file)
+
+    def log_dict(self, obj: dict, artifact_file: str) -> None:
+        self.store.client.log_dict(self.run_id, obj, artifact_file)
+
+    def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+        self.store.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_artifacts(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+        self.store.client.log_artifacts(self.run_id, str(path), artifact_path)
+
+    def register(self, model_dir: str | os.PathLike[str], *, name: str, tags: dict[str, str]) -> RegisteredModel:
+        model = self.store.register(self.run_id, model_dir, name=name, tags=tags)
+        self.set_tags({"registered_model": model.uri})
+        return model
