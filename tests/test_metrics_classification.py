@@ -23,7 +23,7 @@ def test_accuracy_rejects_mismatched_or_empty() -> None:
 
 
 def test_registry_names_and_headlines() -> None:
-    assert set(metric_names()) == {"accuracy", "acc_and_f1", "seqeval_f1", "squad_em_f1", "mlqa_em_f1",
+    assert set(metric_names()) == {"accuracy", "acc_and_f1", "seqeval_f1", "xtreme_pos_f1", "squad_em_f1", "mlqa_em_f1",
                                    "tatoeba_accuracy", "bucc_f1"}
     assert get_metric("squad_em_f1").headline == ("exact_match", "f1")
     assert get_metric("mlqa_em_f1").needs_language

@@ -68,3 +68,99 @@ def test_shape_errors_name_the_sentence() -> None:
         seqeval_f1(PANX_GOLD, [PANX_GOLD[0], PANX_GOLD[1][:-1]])
     with pytest.raises(MetricInputError, match="number of sentences differs"):
         seqeval_f1(PANX_GOLD, PANX_GOLD[:1])
+
+
+# ---------------------------------------------------------------- UD-POS as XTREME (seqeval 0.0.12)
+
+from xstilts.evaluation.metrics.tagging import seqeval_0012_chunks, xtreme_pos_f1  # noqa: E402
+
+
+def test_cconj_vs_sconj_is_wrong_under_xtremes_definition() -> None:
+    # seqeval 0.0.12: types CCONJ and SCONJ (whole tag) -> no match. seqeval >= 1.0
+    # reads both as prefix + "CONJ" and scores the error as correct.
+    assert xtreme_pos_f1([["CCONJ"]], [["SCONJ"]]) == {"f1": 0.0, "precision": 0.0, "recall": 0.0,
+                                                        "accuracy": 0.0}
+    assert seqeval_f1([["CCONJ"]], [["SCONJ"]])["f1"] == pytest.approx(100.0)
+
+
+def test_0012_chunks_runs_of_identical_tags_by_hand() -> None:
+    # Prefix letters without rules of their own (N, P, V, ...): a run is one chunk.
+    assert seqeval_0012_chunks([["NOUN", "NOUN", "VERB"]]) == [("NOUN", 0, 1), ("VERB", 2, 2)]
+    # INTJ (prefix I, O->I opens, I->I same type continues): one chunk.
+    assert seqeval_0012_chunks([["INTJ", "INTJ"]]) == [("INTJ", 0, 1)]
+    # SCONJ/SYM (prefix S = single): every word its own chunk.
+    assert seqeval_0012_chunks([["SYM", "SYM", "SCONJ"]]) == [("SYM", 0, 0), ("SYM", 1, 1), ("SCONJ", 2, 2)]
+    # Sentences are joined with an "O" in between: no chunk crosses a boundary.
+    assert seqeval_0012_chunks([["NOUN"], ["NOUN"]]) == [("NOUN", 0, 0), ("NOUN", 2, 2)]
+    # CCONJ then SCONJ: two chunks (seqeval 1.x merges the types and drops the first).
+    assert seqeval_0012_chunks([["CCONJ", "SCONJ"]]) == [("CCONJ", 0, 0), ("SCONJ", 1, 1)]
+
+
+def test_xtreme_pos_f1_runs_by_hand() -> None:
+    # gold NOUN(0-1) VERB(2) | pred NOUN(0) PROPN(1) VERB(2): 1 correct
+    # P = 1/3, R = 1/2, F1 = 2/5; accuracy 2/3
+    out = xtreme_pos_f1([["NOUN", "NOUN", "VERB"]], [["NOUN", "PROPN", "VERB"]])
+    assert out["precision"] == pytest.approx(100 / 3) and out["recall"] == pytest.approx(50.0)
+    assert out["f1"] == pytest.approx(40.0) and out["accuracy"] == pytest.approx(200 / 3)
+    # A wrong word inside a NOUN run loses the whole run ...
+    assert xtreme_pos_f1([["NOUN", "NOUN"]], [["NOUN", "X"]])["f1"] == 0.0
+    # ... but SYM words are single chunks, so one of two is still right: P = R = 1/2.
+    assert xtreme_pos_f1([["SYM", "SYM"]], [["SYM", "X"]])["f1"] == pytest.approx(50.0)
+
+
+def test_xtreme_pos_f1_mixed_sentence_by_hand() -> None:
+    # "The cat and dog sat because it rained ." with one CCONJ -> SCONJ error (word 2),
+    # plus the EWT "President Bush on Tuesday nominated" sentence used above.
+    gold = [["DET", "NOUN", "CCONJ", "NOUN", "VERB", "SCONJ", "PRON", "VERB", "PUNCT"],
+            ["PROPN", "PROPN", "ADP", "PROPN", "VERB"]]
+    pred = [["DET", "NOUN", "SCONJ", "NOUN", "VERB", "SCONJ", "PRON", "VERB", "PUNCT"],
+            ["PROPN", "NOUN", "ADP", "PROPN", "VERB"]]
+    # sentence 1: 9 gold chunks, 9 predicted, 8 correct
+    # sentence 2: gold PROPN(0-1) ADP PROPN VERB = 4; pred PROPN NOUN ADP PROPN VERB = 5; 3 correct
+    # P = 11/14, R = 11/13; accuracy 12/14 words
+    out = xtreme_pos_f1(gold, pred)
+    p, r = 11 / 14, 11 / 13
+    assert out["precision"] == pytest.approx(100 * p) and out["recall"] == pytest.approx(100 * r)
+    assert out["f1"] == pytest.approx(100 * 2 * p * r / (p + r))
+    assert out["accuracy"] == pytest.approx(100 * 12 / 14)
+    # seqeval >= 1.0 counts the CCONJ/SCONJ error as correct: 12/14 and 12/13.
+    assert seqeval_f1(gold, pred)["precision"] == pytest.approx(100 * 12 / 14)
+
+
+def test_xtreme_pos_f1_equals_installed_seqeval_without_the_conj_pair() -> None:
+    # Away from SCONJ (type CONJ like CCONJ in seqeval >= 1.0) and X (type "_" like the
+    # "O" between sentences in >= 1.0) the two definitions chunk identically (only
+    # type names differ), so the installed seqeval is a reference for random sequences.
+    import numpy as np
+
+    from xstilts.data.readers import UPOS_TAGS
+    tags = [t for t in UPOS_TAGS if t not in ("SCONJ", "X")]
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        lens = rng.integers(1, 8, size=rng.integers(1, 5))
+        gold = [list(rng.choice(tags[:5], size=n)) for n in lens]  # few tags: long runs
+        pred = [[t if rng.random() < 0.7 else str(rng.choice(tags)) for t in s] for s in gold]
+        ours, ref = xtreme_pos_f1(gold, pred), seqeval_f1(gold, pred)
+        for k in ("f1", "precision", "recall"):
+            assert ours[k] == pytest.approx(ref[k])
+
+
+def test_udpos_task_uses_xtreme_pos_f1_with_f1_headline() -> None:
+    from xstilts.evaluation.metrics import get_metric, summarize_task
+    from xstilts.tasks import get_task
+
+    spec = get_metric(get_task("udpos").metric)
+    assert spec.name == "xtreme_pos_f1" and spec.headline == ("f1",)
+    per_lang = {"en": xtreme_pos_f1([["NOUN", "VERB"]], [["NOUN", "VERB"]]),
+                "de": xtreme_pos_f1([["NOUN", "VERB"]], [["NOUN", "X"]])}
+    summary = summarize_task("udpos", per_lang, spec.headline).as_metrics()
+    assert summary["udpos.score"] == pytest.approx(75.0)  # (100 + 50) / 2, F1 not accuracy
+    assert summary["udpos.accuracy.avg"] == pytest.approx(75.0)
+    assert summary["udpos.accuracy.avg_no_en"] == pytest.approx(50.0)
+
+
+def test_xtreme_pos_f1_rejects_bad_input() -> None:
+    with pytest.raises(MetricInputError):
+        xtreme_pos_f1([["NOUN"]], [["NOUN", "VERB"]])
+    with pytest.raises(MetricInputError, match="no words"):
+        xtreme_pos_f1([[]], [[]])

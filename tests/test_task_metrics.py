@@ -5,7 +5,7 @@ from xstilts.tasks import list_tasks
 
 
 def test_every_task_metric_is_registered():
-    expected = {"xnli": "accuracy", "pawsx": "accuracy", "panx": "seqeval_f1", "udpos": "seqeval_f1",
+    expected = {"xnli": "accuracy", "pawsx": "accuracy", "panx": "seqeval_f1", "udpos": "xtreme_pos_f1",
                 "xquad": "squad_em_f1", "tydiqa": "squad_em_f1", "mlqa": "mlqa_em_f1",
                 "tatoeba": "tatoeba_accuracy", "bucc2018": "bucc_f1", "qqp": "acc_and_f1"}
     for task in list_tasks():

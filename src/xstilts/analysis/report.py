@@ -26,6 +26,7 @@ from xstilts.analysis.mixed_model import MixedModelResult, MixedModelWarning, fi
 from xstilts.analysis.resource_groups import JOSHI_CLASS, LOW
 from xstilts.analysis.schema import select_metric, validate_results
 from xstilts.analysis.seeds import DEFAULT_RESAMPLES, group_gain_ci, seed_summary
+from xstilts.analysis.small_sample import MAX_EXACT_SEEDS
 from xstilts.analysis.variance_tests import variance_comparison
 from xstilts.errors import XstiltsError
 
@@ -137,15 +138,20 @@ def task_sentence(analysis: Analysis, task: str) -> str:
     if group not in gains.index:
         return f"On {task}, no seed has scores for both `{t}` and `{c}` on every language, so no comparison is possible."
     g = gains.loc[group]
+    n_seeds = int(g["n_seeds"])
+    test = (f"; exact sign-flip p = {g['p_sign_flip']:.2g}, where {n_seeds} seeds allow no p below "
+            f"{2 / 2 ** n_seeds:.2g}" if n_seeds > 1 and n_seeds <= MAX_EXACT_SEEDS and np.isfinite(g["p_sign_flip"])
+            else f"; sign-flip p = {g['p_sign_flip']:.2g}" if np.isfinite(g["p_sign_flip"]) else "")
     text = (f"On {task}, {CONDITION_WORDS.get(t, t)} (`{t}`) changed the mean {metric} on {who} by "
-            f"{_num(g['gain'], d, True)}{unit} (95% CI {_num(g['ci_low'], d, True)} to {_num(g['ci_high'], d, True)}) "
+            f"{_num(g['gain'], d, True)}{unit} (95% CI {_num(g['ci_low'], d, True)} to {_num(g['ci_high'], d, True)}, "
+            f"t interval over {n_seeds} paired seeds{test}) "
             f"relative to {CONDITION_WORDS.get(c, c)} (`{c}`)")
     var = analysis.variance[(t, c)]
     pooled = var[(var["task"] == task) & (var["scope"] == "pooled") & (var["resource_group"] == group)]
     if not pooled.empty:
         p = pooled.iloc[0]
         text += (f"; the seed std ratio {t}/{c} pooled over those languages was {_num(p['std_ratio'], 2)} "
-                 f"(95% CI {_num(p['ratio_ci_low'], 2)} to {_num(p['ratio_ci_high'], 2)}; "
+                 f"(95% CI {_num(p['ratio_ci_low'], 2)} to {_num(p['ratio_ci_high'], 2)}, conservative F interval; "
                  f"Brown-Forsythe p = {p['bf_pvalue']:.2g})")
     aso_rows = analysis.aso[(t, c)]
     aso_rows = aso_rows[aso_rows["task"] == task]
@@ -199,8 +205,10 @@ def limits_sentence(analysis: Analysis) -> str:
     if n_min >= 2:
         lo, hi = _std_factor(n_min)
         text += (f" With {n_min} seeds one std is known only to within a factor of {lo:.2f} to {hi:.2f} "
-                 f"(95% chi-square interval for normal scores), and percentile bootstrap intervals over so few "
-                 f"seeds are too narrow, so only large changes in mean or spread can be told apart from seed noise; "
+                 f"(95% chi-square interval for normal scores), and no paired test over {n_min} seeds can give "
+                 f"p below {2 / 2 ** n_min:.2g} (exact sign-flip); the intervals are t, chi-square and F intervals, "
+                 f"which keep their 95% at this seed count (a percentile bootstrap over so few seeds would not), "
+                 f"so they are wide: only large changes in mean or spread can be told apart from seed noise; "
                  f"an interval that includes 0 (gain) or 1 (std ratio) means the data cannot show an effect, "
                  f"not that there is none.")
     else:
@@ -304,7 +312,7 @@ def _language_table(analysis: Analysis, task: str) -> pd.DataFrame:
                 row[cond] = ""
                 continue
             c = cell.iloc[0]
-            row[cond] = (f"{c['mean']:.{d}f} ± {_num(c['std'], d)} [{c['ci_low']:.{d}f}, {c['ci_high']:.{d}f}] "
+            row[cond] = (f"{c['mean']:.{d}f} ± {_num(c['std'], d)} [{_num(c['ci_low'], d)}, {_num(c['ci_high'], d)}] "
                          f"(n={int(c['n_seeds'])})")
         rows.append(row)
     frame = pd.DataFrame(rows)
@@ -341,11 +349,13 @@ def build_blocks(analysis: Analysis, out_dir: Path, *, title: str, notes: Sequen
         gains = analysis.gains[analysis.gains["task"] == task]
         if not gains.empty:
             blocks += [("h", 3, f"Gain of `{t}` over `{c}` in mean {metric}"),
-                       ("p", "Mean over languages of the per-language seed-mean difference; 95% percentile "
-                             "bootstrap CI resampling whole seeds (paired across conditions and languages)."),
+                       ("p", "Mean over languages of the per-language seed-mean difference; 95% t interval "
+                             "of the per-seed gains (one seed = one model, paired across conditions and "
+                             "languages; n-1 df) and the exact sign-flip test of those gains (all 2^n sign "
+                             "patterns)."),
                        ("table", gains.drop(columns=["task", "metric"]))]
         blocks += [("h", 3, "Per language and condition"),
-                   ("p", "mean ± std over seeds (ddof=1) [95% percentile bootstrap CI of the mean] (seeds)."),
+                   ("p", "mean ± std over seeds (ddof=1) [95% t interval of the mean, n-1 df] (seeds)."),
                    ("table", _language_table(analysis, task))]
         disp = analysis.dispersion[analysis.dispersion["task"] == task].drop(columns=["task", "metric"])
         blocks += [("h", 3, "Dispersion of per-language means (English excluded)"), ("table", disp)]
@@ -354,9 +364,11 @@ def build_blocks(analysis: Analysis, out_dir: Path, *, title: str, notes: Sequen
             var = var[var["task"] == task] if not var.empty else var
             if not var.empty:
                 blocks += [("h", 3, f"Seed variance: `{pair[0]}` vs `{pair[1]}`"),
-                           ("p", "std ratio with 95% bootstrap CI over seeds (degenerate = share of resamples with "
-                                 "zero control spread); Brown-Forsythe test per language and pooled per group "
-                                 "(each language centred on its own median)."),
+                           ("p", "std ratio with a 95% F interval (ratio_ci_method): per language F(n-1, n-1), "
+                                 "exact for independent seeds and conservative for these paired seeds; pooled, "
+                                 "F(n-1, n-1) on the pooled variances, conservative because a seed's languages "
+                                 "share one model. Brown-Forsythe test per language and pooled per group (each "
+                                 "language centred on its own median; conservative at 3 seeds)."),
                            ("table", var.drop(columns=["task", "metric"]))]
             asot = analysis.aso[pair]
             asot = asot[asot["task"] == task] if not asot.empty else asot
@@ -391,11 +403,18 @@ def build_blocks(analysis: Analysis, out_dir: Path, *, title: str, notes: Sequen
 
     blocks += [("h", 2, "Methods"), ("ul", [
         "Resource groups: Joshi et al. (2020) classes, low = class <= 2 unless the table says otherwise.",
-        "Seed statistics: mean, std (ddof=1) and 95% percentile bootstrap CI of the mean per language x condition.",
-        "Variance: Brown-Forsythe (Levene, median-centred) test; std ratio with percentile bootstrap over seeds.",
+        "Seed statistics: mean and std (ddof=1) per language x condition; 95% t interval of the mean "
+        "(n-1 df) and chi-square interval of the std (seeds.py, small_sample.py).",
+        "Gains: t interval of the per-seed gains (seeds paired across conditions and languages) and the exact "
+        "sign-flip test of those gains (all 2^n patterns up to 12 seeds, random flips above).",
+        "Variance: Brown-Forsythe (Levene, median-centred) test; std ratio with an F interval, F(n-1, n-1) per "
+        "language (exact for independent seeds, conservative for paired ones) and on the pooled variances "
+        "(conservative: the languages of one seed are not independent).",
         "Means: Almost Stochastic Order (del Barrio et al. 2018; Dror et al. 2019), own implementation, "
-        f"tau = {analysis.tau:g}, Bonferroni over languages x tasks.",
-        "Mixed model: statsmodels MixedLM, score ~ condition * resource_group + (1 | language).",
+        f"tau = {analysis.tau:g}, Bonferroni over languages x tasks; its sigma_hat is a bootstrap, part of the "
+        "published method, which at 3-5 seeds pushes eps_min towards 0.5 (no order).",
+        "Mixed model: statsmodels MixedLM, score ~ condition * resource_group + (1 | language); Wald (normal) "
+        "intervals, which rest on the number of scores (languages x seeds), not on the seeds alone.",
     ])]
     return blocks
 

@@ -1,11 +1,21 @@
-"""Seed-level summaries: mean, std and a bootstrap CI of the mean per language x condition."""
+"""Seed-level summaries: mean, std and their CIs per language x condition, and paired gains.
+
+The intervals are the small-sample ones of :mod:`xstilts.analysis.small_sample`
+(t for means and paired differences, chi-square for stds): the grid runs 3-5
+seeds, where a percentile bootstrap is far too narrow. :func:`bootstrap_mean_ci`
+stays for large samples.
+"""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
+from xstilts.analysis.small_sample import chi2_std_ci, sign_flip_pvalue, t_mean_ci
 from xstilts.errors import XstiltsError
+
+MEAN_CI_METHOD = "t, n-1 df"
+GAIN_CI_METHOD = "t over per-seed gains (paired seeds), n-1 df"
 
 DEFAULT_RESAMPLES = 2000
 """Bootstrap resamples; enough for stable 2.5/97.5 % percentiles at report precision."""
@@ -46,21 +56,30 @@ def bootstrap_mean_ci(values: ArrayLike, *, confidence: float = 0.95,
 
 def seed_summary(results: pd.DataFrame, *, confidence: float = 0.95,
                  n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> pd.DataFrame:
-    """Per task x metric x language x condition: seeds, mean, std (ddof=1) and bootstrap CI.
+    """Per task x metric x language x condition: seeds, mean, std (ddof=1) and their CIs.
 
-    ``results`` is a validated results table. Each cell gets its own RNG stream
-    derived from ``seed`` so adding a language does not change other cells' CIs.
+    ``ci_low``/``ci_high`` is the t interval of the mean and
+    ``std_ci_low``/``std_ci_high`` the chi-square interval of the std, both exact
+    for normal seed scores at any seed count >= 2 (NaN with one seed);
+    ``ci_method`` names the method. ``n_resamples`` and ``seed`` are no longer
+    used (no resampling) and are kept for callers.
     """
     rows = []
     keys = ["task", "metric", "language", "resource_group", "condition"]
-    for i, (key, cell) in enumerate(results.groupby(keys, sort=True)):
+    nan = float("nan")
+    for key, cell in results.groupby(keys, sort=True):
         vals = cell["value"].to_numpy(dtype=float)
-        low, high = bootstrap_mean_ci(vals, confidence=confidence, n_resamples=n_resamples,
-                                      rng=np.random.default_rng([seed, i]))
+        if vals.size > 1:
+            low, high = t_mean_ci(vals, confidence=confidence)
+            s_low, s_high = chi2_std_ci(vals, confidence=confidence)
+        else:
+            low = high = s_low = s_high = nan
         rows.append({**dict(zip(keys, key)), "n_seeds": int(vals.size), "mean": float(vals.mean()),
-                     "std": float(vals.std(ddof=1)) if vals.size > 1 else float("nan"),
-                     "ci_low": low, "ci_high": high})
-    return pd.DataFrame(rows, columns=[*keys, "n_seeds", "mean", "std", "ci_low", "ci_high"])
+                     "std": float(vals.std(ddof=1)) if vals.size > 1 else nan,
+                     "ci_low": low, "ci_high": high, "std_ci_low": s_low, "std_ci_high": s_high,
+                     "ci_method": MEAN_CI_METHOD})
+    return pd.DataFrame(rows, columns=[*keys, "n_seeds", "mean", "std", "ci_low", "ci_high",
+                                       "std_ci_low", "std_ci_high", "ci_method"])
 
 
 def seed_matrix(results: pd.DataFrame, task: str, metric: str, conditions: list[str]) -> tuple[np.ndarray, list[str], list[int]]:
@@ -86,16 +105,36 @@ def seed_matrix(results: pd.DataFrame, task: str, metric: str, conditions: list[
     return arr, languages, [int(s) for s in wide.index]
 
 
+def paired_gain_ci(treatment: ArrayLike, control: ArrayLike, *,
+                   confidence: float = 0.95) -> tuple[float | np.ndarray, float | np.ndarray, float | np.ndarray]:
+    """Gain in the mean over languages, ``scores[..., seed, language]`` per condition, with a t CI.
+
+    Seed s gives one gain g_s = mean over languages of (treatment - control);
+    seeds are independent runs and the grid pairs them across conditions, so the
+    g_s are i.i.d. whatever the correlation between languages and conditions
+    within a seed, and the t interval of their mean (n-1 df) is exact for
+    normal scores. Returns ``(gain, low, high)``.
+    """
+    t, c = np.asarray(treatment, dtype=float), np.asarray(control, dtype=float)
+    if t.shape != c.shape or t.ndim < 2:
+        raise XstiltsError(f"paired_gain_ci: expected two equal [seed, language] arrays, got {t.shape}, {c.shape}")
+    per_seed = (t - c).mean(axis=-1)
+    low, high = t_mean_ci(per_seed, confidence=confidence)
+    gain = per_seed.mean(axis=-1)
+    return (float(gain) if np.ndim(gain) == 0 else gain), low, high
+
+
 def group_gain_ci(results: pd.DataFrame, task: str, metric: str, languages: list[str], *,
                   treatment: str, control: str, confidence: float = 0.95,
-                  n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> dict[str, float]:
-    """Gain of ``treatment`` over ``control`` in the mean score over ``languages``, with a CI.
+                  n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> dict[str, float | str]:
+    """Gain of ``treatment`` over ``control`` in the mean score over ``languages``, with a CI and a test.
 
     The gain is mean over languages of (mean over seeds of treatment - of control).
-    The CI is a percentile bootstrap over seeds: seed ids are resampled and the
-    same ids are used for every language and both conditions, because one seed
-    is one trained model (scores across languages are correlated) and seeds are
-    paired across conditions by the grid.
+    The CI is the t interval of the per-seed gains (:func:`paired_gain_ci`): one
+    seed is one trained model (scores across languages are correlated) and seeds
+    are paired across conditions by the grid, so the seed is the unit. ``p_sign_flip``
+    is the exact sign-flip test of the per-seed gains (random flips, with
+    ``n_resamples`` and ``seed``, above 12 seeds). One seed gives NaN bounds and p.
     """
     arr, langs, seeds = seed_matrix(results, task, metric, [treatment, control])
     pick = [langs.index(lang) for lang in languages if lang in langs]
@@ -104,11 +143,9 @@ def group_gain_ci(results: pd.DataFrame, task: str, metric: str, languages: list
     diff = arr[:, pick, 0] - arr[:, pick, 1]  # [seed, language]
     gain = float(diff.mean())
     if len(seeds) == 1:
-        low = high = gain
+        low = high = p = float("nan")
     else:
-        gen = np.random.default_rng(seed)
-        idx = gen.integers(0, len(seeds), size=(n_resamples, len(seeds)))
-        boot = diff[idx].mean(axis=(1, 2))
-        tail = (1 - confidence) / 2
-        low, high = (float(x) for x in np.quantile(boot, [tail, 1 - tail]))
-    return {"gain": gain, "ci_low": low, "ci_high": high, "n_seeds": len(seeds), "n_languages": len(pick)}
+        _, low, high = paired_gain_ci(arr[:, pick, 0], arr[:, pick, 1], confidence=confidence)
+        p = sign_flip_pvalue(diff.mean(axis=1), n_resamples=n_resamples, rng=seed)
+    return {"gain": gain, "ci_low": float(low), "ci_high": float(high), "p_sign_flip": p,
+            "n_seeds": len(seeds), "n_languages": len(pick), "ci_method": GAIN_CI_METHOD}

@@ -1,8 +1,12 @@
 """Does an intermediate-training condition change the spread of scores across seeds?
 
 Brown-Forsythe test (Levene's test with median centring; Brown & Forsythe 1974,
-JASA 69:364-367) per language and pooled per resource group, and bootstrap
-confidence intervals of the seed-std ratio between two conditions.
+JASA 69:364-367) per language and pooled per resource group, and confidence
+intervals of the seed-std ratio between two conditions. :func:`variance_comparison`
+(the report's table) uses F intervals (:mod:`xstilts.analysis.small_sample`),
+which hold at 3-5 seeds; the percentile-bootstrap versions
+(:func:`std_ratio_ci`, :func:`pooled_std_ratio_ci`) are kept for large samples
+only: over 3 seeds they see 10 distinct resamples, 1 in 9 of them with zero spread.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from scipy import stats
 
 from xstilts.analysis.resource_groups import HIGH, LOW
 from xstilts.analysis.seeds import DEFAULT_RESAMPLES, seed_matrix
+from xstilts.analysis.small_sample import f_std_ratio_ci, pooled_f_std_ratio_ci
 from xstilts.errors import XstiltsError
 
 
@@ -150,20 +155,30 @@ def pooled_std_ratio_ci(scores: np.ndarray, *, confidence: float = 0.95, n_resam
     return {"ratio": ratio, "ci_low": low, "ci_high": high, "degenerate": degenerate}
 
 
+LANGUAGE_RATIO_METHOD = "F(n-1, n-1); seeds paired, so conservative"
+POOLED_RATIO_METHOD = "F(n-1, n-1) on pooled variances; conservative"
+
+
 def variance_comparison(results: pd.DataFrame, *, treatment: str, control: str, confidence: float = 0.95,
                         n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> pd.DataFrame:
     """Seed-spread comparison ``treatment`` vs ``control`` for every task x metric.
 
     One row per language (``scope="language"``) and one per resource group plus
     ``all`` (``scope="pooled"``), with std of each condition, the std ratio
-    treatment/control with its bootstrap CI, and the Brown-Forsythe W and p.
-    Pooled rows leave out English, the source language. Only seeds complete for
-    every language and both conditions are used (see :func:`seed_matrix`).
+    treatment/control with its CI, the method of that CI (``ratio_ci_method``),
+    and the Brown-Forsythe W and p. Per language the CI is the F interval
+    (:func:`~xstilts.analysis.small_sample.f_std_ratio_ci`): exact for
+    independent seeds, conservative for the grid's paired seeds. Pooled rows use
+    :func:`~xstilts.analysis.small_sample.pooled_f_std_ratio_ci` (n-1 df per
+    condition, since a seed's languages share one model). Pooled rows leave out
+    English, the source language. Only seeds complete for every language and
+    both conditions are used (see :func:`seed_matrix`). ``n_resamples`` and
+    ``seed`` are no longer used and are kept for callers.
     """
     rows = []
     conds = [treatment, control]
     pairs = results.loc[results["condition"].isin(conds), ["task", "metric"]].drop_duplicates()
-    for stream, (task, metric) in enumerate(sorted(map(tuple, pairs.to_numpy()))):
+    for task, metric in sorted(map(tuple, pairs.to_numpy())):
         sub = results[(results["task"] == task) & (results["metric"] == metric)]
         if not set(conds) <= set(sub["condition"]):
             continue
@@ -172,32 +187,30 @@ def variance_comparison(results: pd.DataFrame, *, treatment: str, control: str, 
             continue
         group_of = sub.drop_duplicates("language").set_index("language")["resource_group"]
         for j, lang in enumerate(languages):
-            ratio = std_ratio_ci(arr[:, j, 0], arr[:, j, 1], paired=True, confidence=confidence,
-                                 n_resamples=n_resamples, rng=np.random.default_rng([seed, stream, j]))
+            ratio = f_std_ratio_ci(arr[:, j, 0], arr[:, j, 1], confidence=confidence)
             bf = brown_forsythe(arr[:, j, 0], arr[:, j, 1])
             rows.append({"task": task, "metric": metric, "scope": "language", "language": lang,
                          "resource_group": group_of[lang], "n_languages": 1, "n_seeds": len(seeds),
                          f"std_{treatment}": float(arr[:, j, 0].std(ddof=1)),
                          f"std_{control}": float(arr[:, j, 1].std(ddof=1)),
                          "std_ratio": ratio["ratio"], "ratio_ci_low": ratio["ci_low"],
-                         "ratio_ci_high": ratio["ci_high"], "boot_degenerate": ratio["degenerate"],
+                         "ratio_ci_high": ratio["ci_high"], "ratio_ci_method": LANGUAGE_RATIO_METHOD,
                          "bf_statistic": bf.statistic, "bf_pvalue": bf.pvalue})
         targets = [j for j, lang in enumerate(languages) if lang != "en"]
         groups = [("all", targets)] + [
             (g, [j for j in targets if group_of[languages[j]] == g])
             for g in sorted({group_of[languages[j]] for j in targets}, key=lambda g: (g != LOW, g != HIGH, g))]
-        for g_i, (group, members) in enumerate(groups):
+        for group, members in groups:
             if not members:
                 continue
             part = arr[:, members, :]
-            ratio = pooled_std_ratio_ci(part, confidence=confidence, n_resamples=n_resamples,
-                                        rng=np.random.default_rng([seed, stream, 10_000 + g_i]))
+            ratio = pooled_f_std_ratio_ci(part, confidence=confidence)
             bf = pooled_brown_forsythe([(part[:, j, 0], part[:, j, 1]) for j in range(len(members))])
             rows.append({"task": task, "metric": metric, "scope": "pooled", "language": "",
                          "resource_group": group, "n_languages": len(members), "n_seeds": len(seeds),
                          f"std_{treatment}": float(np.sqrt(part[..., 0].var(axis=0, ddof=1).mean())),
                          f"std_{control}": float(np.sqrt(part[..., 1].var(axis=0, ddof=1).mean())),
                          "std_ratio": ratio["ratio"], "ratio_ci_low": ratio["ci_low"],
-                         "ratio_ci_high": ratio["ci_high"], "boot_degenerate": ratio["degenerate"],
+                         "ratio_ci_high": ratio["ci_high"], "ratio_ci_method": POOLED_RATIO_METHOD,
                          "bf_statistic": bf.statistic, "bf_pvalue": bf.pvalue})
     return pd.DataFrame(rows)

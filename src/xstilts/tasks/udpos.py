@@ -27,7 +27,7 @@ class UDPOS(TaggingTask):
     languages = tuple(HUB_LANGUAGE_NAMES)
     splits = ("train", "dev", "test")
     labels = UPOS_TAGS
-    metric = "seqeval_f1"
+    metric = "xtreme_pos_f1"  # seqeval 0.0.12 chunk F1 + accuracy, see metrics.tagging
     hub_id = "google/xtreme"
     license = "per treebank (CC BY-SA / CC BY-NC-SA, see each LICENSE.txt)"
     description = "POS tagging; XTREME concatenates all UD v2.5 treebanks of a language per split."

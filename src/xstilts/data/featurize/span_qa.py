@@ -129,10 +129,20 @@ def best_spans(start_logits: Sequence[np.ndarray] | np.ndarray, end_logits: Sequ
     be padded past the feature's length. Spans whose text is empty (a lone
     ``"▁"`` token) are skipped, and an example with no valid span gets ``""``
     (run_qa writes the placeholder ``"empty"``, which scores the same).
+
+    Raises:
+        ValueError: row counts differ, or two examples share a guid (their
+            answers would collapse into one dict entry).
     """
     if not (len(start_logits) == len(end_logits) == len(features)):
         raise ValueError(f"{len(start_logits)} start rows, {len(end_logits)} end rows, "
                          f"{len(features)} features")
+    guids = [ex.guid for ex in examples]
+    if len(set(guids)) != len(guids):
+        seen: set[str] = set()
+        dup = next(g for g in guids if g in seen or seen.add(g))  # type: ignore[func-returns-value]
+        raise ValueError(f"example guid {dup!r} occurs more than once: answers are keyed by guid, "
+                         "so two questions would share one prediction")
     per_example: dict[int, list[int]] = {}
     for i, f in enumerate(features):
         per_example.setdefault(f.example_index, []).append(i)

@@ -9,6 +9,7 @@ name                labels / predictions                         result keys (he
 accuracy            label per example                            accuracy
 acc_and_f1          label per example (positive class "1")       acc_and_f1, accuracy, f1
 seqeval_f1          tag list per sentence                        f1, precision, recall
+xtreme_pos_f1       UPOS tag list per sentence                   f1, precision, recall, accuracy
 squad_em_f1         {id: [answers]} / {id: answer}               exact_match, f1
 mlqa_em_f1          as squad_em_f1; ``language`` required        exact_match, f1
 tatoeba_accuracy    gold index per query / retrieved index       accuracy
@@ -30,7 +31,7 @@ from xstilts.evaluation.metrics.bucc import bucc_f1
 from xstilts.evaluation.metrics.classification import accuracy, accuracy_and_f1
 from xstilts.evaluation.metrics.mlqa import mlqa_em_f1
 from xstilts.evaluation.metrics.squad import squad_em_f1
-from xstilts.evaluation.metrics.tagging import seqeval_f1
+from xstilts.evaluation.metrics.tagging import seqeval_f1, xtreme_pos_f1
 
 
 class MetricFn(Protocol):
@@ -87,6 +88,9 @@ register_metric("acc_and_f1", headline=("acc_and_f1",),
                 definition="GLUE acc_and_f1 (QQP): accuracy and binary F1 of label 1")(accuracy_and_f1)
 register_metric("seqeval_f1", headline=("f1",),
                 definition="seqeval default-mode f1/precision/recall (xtreme run_tag.py)")(seqeval_f1)
+register_metric("xtreme_pos_f1", headline=("f1",),
+                definition="seqeval 0.0.12 f1/precision/recall (xtreme run_tag.py, UD-POS: whole tag "
+                           "= chunk type) plus token accuracy (XTREME-R)")(xtreme_pos_f1)
 register_metric("squad_em_f1", headline=("exact_match", "f1"),
                 definition="SQuAD evaluate-v1.1.py")(squad_em_f1)
 register_metric("mlqa_em_f1", headline=("exact_match", "f1"), needs_language=True,
