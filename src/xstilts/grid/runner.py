@@ -53,6 +53,9 @@ def run_grid(cfg: GridConfig, *, progress: bool = True, store=None) -> GridResul
     out.mkdir(parents=True, exist_ok=True)
     plan = plan_grid(cfg)
     parent = _start_grid_run(store, cfg)
+    held = store.hold_run(parent)
+    abandoned = f"tags.kind = 'grid' and tags.grid_hash = '{cfg.grid_hash()}'"
+    store.fail_abandoned_runs(abandoned)  # earlier invocations that were killed
     result = GridResult(parent, out / "results.csv", out / "results.parquet", None, 0.0)
     try:
         outcomes = _execute(store, cfg, plan, parent, out, progress)
@@ -62,9 +65,13 @@ def run_grid(cfg: GridConfig, *, progress: bool = True, store=None) -> GridResul
         result.seconds = time.perf_counter() - t0
         result.report = _report(cfg, table, out, result)
         _log_summary(store, parent, result)
+        store.fail_abandoned_runs(abandoned)  # and those killed while this one ran
     except BaseException:
         store.end_run(parent, "FAILED")
         raise
+    finally:
+        if held is not None:
+            store.claims.release(held)
     store.end_run(parent, "FINISHED")
     return result
 

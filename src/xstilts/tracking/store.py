@@ -187,6 +187,27 @@ class RunStore:
             self.end_run(r.info.run_id, "FAILED")
         return [r.info.run_id for r in runs]
 
+    def hold_run(self, run_id: str):
+        """Claim ``run_id`` itself for as long as this process works in it (a grid's
+        parent run), so that :meth:`fail_abandoned_runs` can tell a live run from a dead one."""
+        return self.claims.try_claim(f"run-{run_id}")
+
+    def fail_abandoned_runs(self, filter_string: str) -> list[str]:
+        """Mark FAILED the RUNNING runs matching ``filter_string`` that no live process holds."""
+        runs = self.client.search_runs(self._all_experiments(),
+                                       filter_string=f"{filter_string} and attributes.status = 'RUNNING'")
+        failed = []
+        for r in runs:
+            claim = self.claims.try_claim(f"run-{r.info.run_id}")
+            if claim is None:
+                continue  # its process is alive
+            try:
+                self.end_run(r.info.run_id, "FAILED")
+                failed.append(r.info.run_id)
+            finally:
+                self.claims.release(claim)
+        return failed
+
     def mark_failed(self, run_id: str) -> None:
         if self.run_exists(run_id) and self.client.get_run(run_id).info.status == "RUNNING":
             self.end_run(run_id, "FAILED")

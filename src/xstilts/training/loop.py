@@ -88,6 +88,108 @@ def linear_schedule(optimizer: torch.optim.Optimizer, total: int, warmup_ratio: 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+@dataclass
+class _Run:
+    """The state one call of :func:`train` works on."""
+
+    model: Any
+    sets: Sequence[TrainSet]
+    schedule: list[Step]
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    trainable: list[torch.Tensor]
+    masters: Bf16MasterWeights | None
+    eval_every: int
+    ckpt_every: int
+    result: LoopResult
+    best: dict | None = None
+    best_state: dict | None = None  # in memory when there is no checkpoint directory
+    start: int = 0
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        return self.masters.state() if self.masters else trainable_state(self.model)
+
+
+def _prepare(model, sets: Sequence[TrainSet], args: TrainingArgs, *, seed: int, mixture: str, temperature: float,
+             bf16: bool, checkpoints: CheckpointDir | None) -> _Run:
+    """Schedule, optimizer and scheduler, restored from the last checkpoint when there is one."""
+    torch.manual_seed(seed)
+    use_fast_dropout(model)
+    schedule: list[Step] = build_schedule([s.lengths for s in sets], batch_size=args.batch_size, epochs=args.epochs,
+                                          max_steps=args.max_steps, seed=seed, mixture=mixture,
+                                          temperature=temperature, weights=[s.weight for s in sets])
+    total = len(schedule)
+    per_epoch = max(1, int(sum(math.ceil(len(s.units) / args.batch_size) for s in sets)))
+    eval_every = args.eval_every or min(per_epoch, total)
+    resume = checkpoints.load_last() if checkpoints is not None else None
+    if resume is not None:
+        model.load_state_dict(resume["model"], strict=False)
+    masters = Bf16MasterWeights(model) if bf16 and args.bf16_mode == "weights" else None
+    named = masters.named_masters() if masters else [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    optimizer = make_optimizer(named, args)
+    run = _Run(model, sets, schedule, optimizer, linear_schedule(optimizer, total, args.warmup_ratio),
+               [p for _, p in named], masters, eval_every, args.checkpoint_every or eval_every, LoopResult(steps=total))
+    if resume is not None:
+        run.optimizer.load_state_dict(resume["optimizer"])
+        run.scheduler.load_state_dict(resume["scheduler"])
+        set_rng_state(resume["rng"])
+        run.result.history, run.best, run.start = resume["history"], resume["best"], resume["step"]
+        run.result.resumed_from = run.start
+    return run
+
+
+def _step(run: _Run, step: int, args: TrainingArgs, cast) -> tuple[float, int, int]:
+    """One optimizer step; (loss, units, real tokens) of its batch."""
+    run.model.train()
+    item = run.schedule[step]
+    train_set = run.sets[item.source]
+    batch = train_set.batch(item.units)
+    with cast():
+        out = run.model(train_set.name, batch)
+    out.loss.backward()
+    if run.masters is not None:
+        run.masters.grads_to_masters()
+    if args.max_grad_norm > 0:
+        torch.nn.utils.clip_grad_norm_(run.trainable, args.max_grad_norm)
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    if run.masters is not None:
+        run.masters.masters_to_model()
+    return float(out.loss.detach()), len(item.units), int(batch["attention_mask"].sum())
+
+
+def _evaluate(run: _Run, done: int, evaluate, keep_best: bool, checkpoints: CheckpointDir | None,
+              on_metrics) -> float:
+    """Score the model at step ``done``, record it, and keep the weights when it is the best so far."""
+    score = float(evaluate(run.model))
+    run.result.history.append({"step": done, "score": score})
+    if on_metrics is not None:
+        on_metrics({"dev.score": score}, done)
+    if run.best is None or score > run.best["score"]:
+        run.best = {"step": done, "score": score}
+        if keep_best and checkpoints is not None:
+            checkpoints.save_best(run.weights())
+        elif keep_best:
+            run.best_state = run.weights()
+    return score
+
+
+def _finish(run: _Run, keep_best: bool, checkpoints: CheckpointDir | None) -> LoopResult:
+    """fp32 weights back in the model, and the selected ones when the best was not the last step."""
+    result, best = run.result, run.best
+    if run.masters is not None:
+        run.masters.restore_fp32()
+    if best is not None:
+        result.best_step, result.best_score = best["step"], best["score"]
+        if keep_best and best["step"] != result.steps:
+            if checkpoints is not None:
+                checkpoints.load_best_into(run.model)
+            elif run.best_state is not None:
+                run.model.load_state_dict(run.best_state, strict=False)
+    return result
+
+
 def train(model, sets: Sequence[TrainSet], args: TrainingArgs, *, seed: int, mixture: str = "proportional",
           temperature: float = 2.0, bf16: bool = False, checkpoints: CheckpointDir | None = None,
           evaluate: Callable[[Any], float] | None = None, keep_best: bool = True,
@@ -107,94 +209,34 @@ def train(model, sets: Sequence[TrainSet], args: TrainingArgs, *, seed: int, mix
     """
     from tqdm.auto import tqdm
 
-    torch.manual_seed(seed)
-    use_fast_dropout(model)
-    schedule: list[Step] = build_schedule([s.lengths for s in sets], batch_size=args.batch_size, epochs=args.epochs,
-                                          max_steps=args.max_steps, seed=seed, mixture=mixture,
-                                          temperature=temperature, weights=[s.weight for s in sets])
-    total = len(schedule)
-    per_epoch = max(1, int(sum(math.ceil(len(s.units) / args.batch_size) for s in sets)))
-    eval_every = args.eval_every or min(per_epoch, total)
-    ckpt_every = args.checkpoint_every or eval_every
-    resume = checkpoints.load_last() if checkpoints is not None else None
-    if resume is not None:
-        model.load_state_dict(resume["model"], strict=False)
-    masters = Bf16MasterWeights(model) if bf16 and args.bf16_mode == "weights" else None
-    named = masters.named_masters() if masters else [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    optimizer = make_optimizer(named, args)
-    scheduler = linear_schedule(optimizer, total, args.warmup_ratio)
-    trainable = [p for _, p in named]
-    weights = masters.state if masters else (lambda: trainable_state(model))
-    result = LoopResult(steps=total)
-    best: dict | None = None
-    best_state: dict | None = None  # in memory when there is no checkpoint directory
-    start = 0
-    if resume is not None:
-        optimizer.load_state_dict(resume["optimizer"])
-        scheduler.load_state_dict(resume["scheduler"])
-        set_rng_state(resume["rng"])
-        result.history, best, start = resume["history"], resume["best"], resume["step"]
-        result.resumed_from = start
-    autocast = bf16 and masters is None
-    cast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if autocast else contextlib.nullcontext
+    run = _prepare(model, sets, args, seed=seed, mixture=mixture, temperature=temperature, bf16=bf16,
+                   checkpoints=checkpoints)
+    result, total = run.result, len(run.schedule)
+    cast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 and run.masters is None \
+        else contextlib.nullcontext
     t0 = time.perf_counter()
-    bar = tqdm(total=total, initial=start, desc="train", unit="step", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=total, initial=run.start, desc="train", unit="step", disable=not progress, dynamic_ncols=True)
     running = 0.0
-    for step in range(start, total):
-        model.train()
-        item = schedule[step]
-        train_set = sets[item.source]
-        batch = train_set.batch(item.units)
-        with cast():
-            out = model(train_set.name, batch)
-        out.loss.backward()
-        if masters is not None:
-            masters.grads_to_masters()
-        if args.max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(trainable, args.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        if masters is not None:
-            masters.masters_to_model()
-        loss = float(out.loss.detach())
-        running = loss if step == start else 0.9 * running + 0.1 * loss
-        result.train_examples += len(item.units)
-        tokens = int(batch["attention_mask"].sum())
+    for step in range(run.start, total):
+        loss, units, tokens = _step(run, step, args, cast)
+        running = loss if step == run.start else 0.9 * running + 0.1 * loss
+        result.train_examples += units
         result.train_tokens += tokens
         if on_step is not None:
-            on_step(step + 1, len(item.units), tokens)
+            on_step(step + 1, units, tokens)
         bar.update(1)
-        bar.set_postfix(loss=f"{running:.3f}", task=train_set.name)
+        bar.set_postfix(loss=f"{running:.3f}", task=run.sets[run.schedule[step].source].name)
         done = step + 1
         if on_metrics is not None and (done % 10 == 0 or done == total):
-            on_metrics({"train.loss": running, "train.lr": scheduler.get_last_lr()[0]}, done)
-        if evaluate is not None and (done % eval_every == 0 or done == total):
-            score = float(evaluate(model))
-            result.history.append({"step": done, "score": score})
-            if on_metrics is not None:
-                on_metrics({"dev.score": score}, done)
-            if best is None or score > best["score"]:
-                best = {"step": done, "score": score}
-                if keep_best and checkpoints is not None:
-                    checkpoints.save_best(weights())
-                elif keep_best:
-                    best_state = weights()
+            on_metrics({"train.loss": running, "train.lr": run.scheduler.get_last_lr()[0]}, done)
+        if evaluate is not None and (done % run.eval_every == 0 or done == total):
+            score = _evaluate(run, done, evaluate, keep_best, checkpoints, on_metrics)
             if should_stop is not None and done < total and should_stop(done, score):
                 result.steps, result.stopped_early = done, True
                 break
-        if checkpoints is not None and (done % ckpt_every == 0 or done == total) and done < total:
-            checkpoints.save(weights=weights(), optimizer=optimizer, scheduler=scheduler, step=done,
-                             history=result.history, best=best)
+        if checkpoints is not None and (done % run.ckpt_every == 0 or done == total) and done < total:
+            checkpoints.save(weights=run.weights(), optimizer=run.optimizer, scheduler=run.scheduler, step=done,
+                             history=result.history, best=run.best)
     bar.close()
     result.seconds = time.perf_counter() - t0
-    if masters is not None:
-        masters.restore_fp32()
-    if best is not None:
-        result.best_step, result.best_score = best["step"], best["score"]
-        if keep_best and best["step"] != result.steps:
-            if checkpoints is not None:
-                checkpoints.load_best_into(model)
-            elif best_state is not None:
-                model.load_state_dict(best_state, strict=False)
-    return result
+    return _finish(run, keep_best, checkpoints)
