@@ -127,3 +127,23 @@ def test_span_qa_target_trains_on_real_tydiqa_rows(tracking):
     result = run_phase(cfg, progress=False)
     assert not result.reused and result.loop.steps == 6
     assert set(load_model(fetch_model_dir(result.model_uri)).heads) == {"tydiqa"}
+
+
+def test_evaluation_callback_sees_every_dev_score_and_can_stop_the_run(tmp_path, default_encoder_dir):
+    """The per-evaluation hook Optuna's pruning uses: a work function, no MLflow needed."""
+    from xstilts.training.phase import NullTracker, train_phase
+
+    seen = []
+
+    def stop_after_first(step, score):
+        seen.append((step, score))
+        return True
+
+    cfg = target_config(None, seed=9, register=False)
+    cfg.training.epochs = 3
+    cfg.training.eval_every = 2
+    result = train_phase(cfg, NullTracker(), model_dir=tmp_path / "model", progress=False,
+                         on_evaluation=stop_after_first)
+    assert len(seen) == 1 and seen[0][0] == 2
+    assert result.loop.stopped_early and result.loop.steps == 2
+    assert (tmp_path / "model" / "xstilts_model.json").is_file()

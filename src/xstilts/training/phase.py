@@ -289,4 +289,10 @@ def run_phase(cfg: PhaseConfig, *, progress: bool = True, parent_run_id: str | N
     cfg.validate()
     store = store or RunStore.open(cfg.experiment)
     ctx = JobContext.create(store, parent_run_id=parent_run_id, progress=progress, adopt_launch=True)
-    return run_train(ctx, cfg, wait=True)
+    result = run_train(ctx, cfg, wait=True)
+    launch = store.take_launch_run()
+    if result.reused and launch:  # inside `mlflow run`: say so in the run it created
+        from xstilts.tracking.store import JobRun
+
+        JobRun(store, launch).set_tags({"reused_model": result.model_uri})
+    return result
