@@ -324,9 +324,8 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").lower()
 
 
-def build_blocks(analysis: Analysis, out_dir: Path, *, title: str, notes: Sequence[str]) -> list[Block]:
-    """Report content as blocks; draws the figures into ``out_dir/figures``."""
-    t, c = analysis.treatment, analysis.control
+def _front_blocks(analysis: Analysis, title: str, notes: Sequence[str]) -> list[Block]:
+    """Title, the plain-words first paragraph and the "About this run" list."""
     tasks = sorted(analysis.metric_by_task)
     blocks: list[Block] = [("h", 1, title)]
     blocks.append(("p", " ".join([task_sentence(analysis, task) for task in tasks] + [limits_sentence(analysis)])))
@@ -341,67 +340,101 @@ def build_blocks(analysis: Analysis, out_dir: Path, *, title: str, notes: Sequen
              f"Model versions: {summarise_versions(res['model_version'].unique())}; runs: {res['run_id'].nunique()}",
              *notes]
     blocks += [("h", 2, "About this run"), ("ul", about)]
+    return blocks
 
+
+def _gain_and_language_blocks(analysis: Analysis, task: str, metric: str) -> list[Block]:
+    """The headline gain table (when there is one), the per-language table and the dispersion table."""
+    t, c = analysis.treatment, analysis.control
+    blocks: list[Block] = []
+    gains = analysis.gains[analysis.gains["task"] == task]
+    if not gains.empty:
+        blocks += [("h", 3, f"Gain of `{t}` over `{c}` in mean {metric}"),
+                   ("p", "Mean over languages of the per-language seed-mean difference; 95% t interval "
+                         "of the per-seed gains (one seed = one model, paired across conditions and "
+                         "languages; n-1 df) and the exact sign-flip test of those gains (all 2^n sign "
+                         "patterns)."),
+                   ("table", gains.drop(columns=["task", "metric"]))]
+    blocks += [("h", 3, "Per language and condition"),
+               ("p", "mean ± std over seeds (ddof=1) [95% t interval of the mean, n-1 df] (seeds)."),
+               ("table", _language_table(analysis, task))]
+    disp = analysis.dispersion[analysis.dispersion["task"] == task].drop(columns=["task", "metric"])
+    blocks += [("h", 3, "Dispersion of per-language means (English excluded)"), ("table", disp)]
+    return blocks
+
+
+def _comparison_blocks(analysis: Analysis, task: str, pair: tuple[str, str]) -> list[Block]:
+    """Seed-variance and Almost Stochastic Order tables of one treatment-vs-control pair."""
+    blocks: list[Block] = []
+    var = analysis.variance[pair]
+    var = var[var["task"] == task] if not var.empty else var
+    if not var.empty:
+        blocks += [("h", 3, f"Seed variance: `{pair[0]}` vs `{pair[1]}`"),
+                   ("p", "std ratio with a 95% F interval (ratio_ci_method): per language F(n-1, n-1), "
+                         "exact for independent seeds and conservative for these paired seeds; pooled, "
+                         "F(n-1, n-1) on the pooled variances, conservative because a seed's languages "
+                         "share one model. Brown-Forsythe test per language and pooled per group (each "
+                         "language centred on its own median; conservative at 3 seeds)."),
+                   ("table", var.drop(columns=["task", "metric"]))]
+    asot = analysis.aso[pair]
+    asot = asot[asot["task"] == task] if not asot.empty else asot
+    if not asot.empty:
+        blocks += [("h", 3, f"Almost Stochastic Order: `{pair[0]}` vs `{pair[1]}`"),
+                   ("p", f"eps_min < tau = {analysis.tau:g} means the first condition is almost "
+                         f"stochastically better; alpha = {analysis.alpha:g} Bonferroni-corrected."),
+                   ("table", asot.drop(columns=["task", "metric", "tau"]))]
+    return blocks
+
+
+def _mixed_model_blocks(analysis: Analysis, task: str) -> list[Block]:
+    """The mixed-model fit of ``task`` with its notes, or why it was not fitted."""
+    mm = analysis.mixed.get(task)
+    blocks: list[Block] = [("h", 3, "Mixed model")]
+    if isinstance(mm, MixedModelResult):
+        blocks += [("p", f"`{mm.formula}`, REML; {mm.n_observations} scores, {mm.n_languages} languages; "
+                         f"language variance {mm.language_variance:.3g}, residual variance "
+                         f"{mm.residual_variance:.3g}."),
+                   ("table", mm.coefficients)]
+        if mm.notes:
+            blocks.append(("ul", mm.notes))
+    else:
+        blocks.append(("p", f"Not fitted: {mm}"))
+    return blocks
+
+
+def _figure_blocks(analysis: Analysis, task: str, metric: str, out_dir: Path) -> list[Block]:
+    """Draws the seed, std-ratio and gain figures of ``task`` into ``out_dir/figures`` and links them."""
+    t, c = analysis.treatment, analysis.control
+    res = analysis.results
     fig_dir = out_dir / "figures"
-    for task in tasks:
-        metric = analysis.metric_by_task[task]
-        blocks.append(("h", 2, f"{task} ({metric})"))
-        gains = analysis.gains[analysis.gains["task"] == task]
-        if not gains.empty:
-            blocks += [("h", 3, f"Gain of `{t}` over `{c}` in mean {metric}"),
-                       ("p", "Mean over languages of the per-language seed-mean difference; 95% t interval "
-                             "of the per-seed gains (one seed = one model, paired across conditions and "
-                             "languages; n-1 df) and the exact sign-flip test of those gains (all 2^n sign "
-                             "patterns)."),
-                       ("table", gains.drop(columns=["task", "metric"]))]
-        blocks += [("h", 3, "Per language and condition"),
-                   ("p", "mean ± std over seeds (ddof=1) [95% t interval of the mean, n-1 df] (seeds)."),
-                   ("table", _language_table(analysis, task))]
-        disp = analysis.dispersion[analysis.dispersion["task"] == task].drop(columns=["task", "metric"])
-        blocks += [("h", 3, "Dispersion of per-language means (English excluded)"), ("table", disp)]
-        for pair in analysis.comparisons:
-            var = analysis.variance[pair]
-            var = var[var["task"] == task] if not var.empty else var
-            if not var.empty:
-                blocks += [("h", 3, f"Seed variance: `{pair[0]}` vs `{pair[1]}`"),
-                           ("p", "std ratio with a 95% F interval (ratio_ci_method): per language F(n-1, n-1), "
-                                 "exact for independent seeds and conservative for these paired seeds; pooled, "
-                                 "F(n-1, n-1) on the pooled variances, conservative because a seed's languages "
-                                 "share one model. Brown-Forsythe test per language and pooled per group (each "
-                                 "language centred on its own median; conservative at 3 seeds)."),
-                           ("table", var.drop(columns=["task", "metric"]))]
-            asot = analysis.aso[pair]
-            asot = asot[asot["task"] == task] if not asot.empty else asot
-            if not asot.empty:
-                blocks += [("h", 3, f"Almost Stochastic Order: `{pair[0]}` vs `{pair[1]}`"),
-                           ("p", f"eps_min < tau = {analysis.tau:g} means the first condition is almost "
-                                 f"stochastically better; alpha = {analysis.alpha:g} Bonferroni-corrected."),
-                           ("table", asot.drop(columns=["task", "metric", "tau"]))]
-        mm = analysis.mixed.get(task)
-        blocks.append(("h", 3, "Mixed model"))
-        if isinstance(mm, MixedModelResult):
-            blocks += [("p", f"`{mm.formula}`, REML; {mm.n_observations} scores, {mm.n_languages} languages; "
-                             f"language variance {mm.language_variance:.3g}, residual variance "
-                             f"{mm.residual_variance:.3g}."),
-                       ("table", mm.coefficients)]
-            if mm.notes:
-                blocks.append(("ul", mm.notes))
-        else:
-            blocks.append(("p", f"Not fitted: {mm}"))
-        figs = [(plots.plot_seed_distributions(res, fig_dir / f"{_slug(task)}_seeds.png", task=task, metric=metric),
-                 f"{task}: scores per seed")]
-        var = analysis.variance[(t, c)]
-        if not var.empty and (var["task"] == task).any():
-            figs.append((plots.plot_std_ratios(var, fig_dir / f"{_slug(task)}_std_ratio.png", task=task,
-                                               treatment=t, control=c), f"{task}: std ratio {t}/{c}"))
-        figs.append((plots.plot_gain_by_group(analysis.summary, fig_dir / f"{_slug(task)}_gain.png", task=task,
-                                              metric=metric, treatment=t, control=c,
-                                              classes=JOSHI_CLASS if set(res['language']) <= set(JOSHI_CLASS) else None),
-                     f"{task}: gain by resource level"))
-        blocks.append(("h", 3, "Figures"))
-        blocks += [("img", path.relative_to(out_dir).as_posix(), alt) for path, alt in figs]
+    figs = [(plots.plot_seed_distributions(res, fig_dir / f"{_slug(task)}_seeds.png", task=task, metric=metric),
+             f"{task}: scores per seed")]
+    var = analysis.variance[(t, c)]
+    if not var.empty and (var["task"] == task).any():
+        figs.append((plots.plot_std_ratios(var, fig_dir / f"{_slug(task)}_std_ratio.png", task=task,
+                                           treatment=t, control=c), f"{task}: std ratio {t}/{c}"))
+    figs.append((plots.plot_gain_by_group(analysis.summary, fig_dir / f"{_slug(task)}_gain.png", task=task,
+                                          metric=metric, treatment=t, control=c,
+                                          classes=JOSHI_CLASS if set(res['language']) <= set(JOSHI_CLASS) else None),
+                 f"{task}: gain by resource level"))
+    return [("h", 3, "Figures")] + [("img", path.relative_to(out_dir).as_posix(), alt) for path, alt in figs]
 
-    blocks += [("h", 2, "Methods"), ("ul", [
+
+def _task_blocks(analysis: Analysis, task: str, out_dir: Path) -> list[Block]:
+    """One task's section: gains, per-language tables, each comparison, the mixed model and the figures."""
+    metric = analysis.metric_by_task[task]
+    blocks: list[Block] = [("h", 2, f"{task} ({metric})")]
+    blocks += _gain_and_language_blocks(analysis, task, metric)
+    for pair in analysis.comparisons:
+        blocks += _comparison_blocks(analysis, task, pair)
+    blocks += _mixed_model_blocks(analysis, task)
+    blocks += _figure_blocks(analysis, task, metric, out_dir)
+    return blocks
+
+
+def _methods_blocks(analysis: Analysis) -> list[Block]:
+    """The closing "Methods" list: which test or interval each table uses."""
+    return [("h", 2, "Methods"), ("ul", [
         "Resource groups: Joshi et al. (2020) classes, low = class <= 2 unless the table says otherwise.",
         "Seed statistics: mean and std (ddof=1) per language x condition; 95% t interval of the mean "
         "(n-1 df) and chi-square interval of the std (seeds.py, small_sample.py).",
@@ -416,7 +449,14 @@ def build_blocks(analysis: Analysis, out_dir: Path, *, title: str, notes: Sequen
         "Mixed model: statsmodels MixedLM, score ~ condition * resource_group + (1 | language); Wald (normal) "
         "intervals, which rest on the number of scores (languages x seeds), not on the seeds alone.",
     ])]
-    return blocks
+
+
+def build_blocks(analysis: Analysis, out_dir: Path, *, title: str, notes: Sequence[str]) -> list[Block]:
+    """Report content as blocks; draws the figures into ``out_dir/figures``."""
+    blocks = _front_blocks(analysis, title, notes)
+    for task in sorted(analysis.metric_by_task):
+        blocks += _task_blocks(analysis, task, out_dir)
+    return blocks + _methods_blocks(analysis)
 
 
 def write_report(results: pd.DataFrame, out_dir: str | PathLike[str], *, title: str = "X-STILTs: accuracy and seed variance",
