@@ -180,10 +180,20 @@ def build_model(cfg: PhaseConfig):
 
 
 def base_model_of(cfg: PhaseConfig) -> str:
-    """The base encoder reference a stored model rebuilds on (resolved to a stable path or id)."""
-    from xstilts.encoders.loading import resolve_model
+    """The base encoder's logical name, as a stored model records it.
 
-    return resolve_model(cfg.base_model) if cfg.base_model in ("default", "", None) else cfg.base_model
+    ``default`` (any alias of the converted default), a Hub id as given, or a
+    local directory made absolute: never the cache location the default happened
+    to have here, which the machine that loads the model need not share.
+    """
+    from pathlib import Path
+
+    from xstilts.encoders.loading import DEFAULT_ALIASES
+
+    if cfg.base_model is None or str(cfg.base_model) in DEFAULT_ALIASES:
+        return "default"
+    path = Path(cfg.base_model).expanduser()
+    return str(path.resolve()) if path.exists() else str(cfg.base_model)
 
 
 # -- the phase ---------------------------------------------------------------------------------
@@ -265,7 +275,8 @@ def run_phase(cfg: PhaseConfig, *, progress: bool = True, parent_run_id: str | N
         with tempfile.TemporaryDirectory(prefix="xstilts-save-") as tmp:
             model_dir = save_model(model, Path(tmp) / "model", base_model=base_model_of(cfg),
                                    frozen_word_embeddings=cfg.training.freeze_word_embeddings,
-                                   store_dtype=cfg.store_dtype,
+                                   store_dtype=cfg.store_dtype, tokenizer=tokenizer,
+                                   max_length=cfg.training.max_length, doc_stride=cfg.training.doc_stride,
                                    extra={"run_key": key, "config": cfg.to_dict()})
             uri = None
             if cfg.register:
