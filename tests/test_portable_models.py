@@ -262,3 +262,20 @@ def test_format_1_directories_still_load_and_unknown_formats_are_refused(moved, 
     _edit_manifest(model_dir, format_version=99)
     with pytest.raises(XstiltsError, match=r"xstilts_model.json: format_version 99.*retrain"):
         read_manifest(model_dir)
+
+
+def test_a_tokenizer_from_no_local_directory_is_written_and_reloads_identically(xlmr_tokenizer, tmp_path):
+    """A Hub tokenizer has no directory to copy: ``save_pretrained`` writes it, checked on reload."""
+    import copy
+
+    from transformers import AutoTokenizer
+
+    from xstilts.data.feature_cache import tokenizer_fingerprint
+    from xstilts.models.persist import store_tokenizer
+
+    hub = copy.deepcopy(xlmr_tokenizer)
+    hub.name_or_path = "intfloat/multilingual-e5-small"  # as if read from the Hub cache
+    store_tokenizer(hub, tmp_path / "tok")
+    assert (tmp_path / "tok" / "tokenizer.json").is_file()
+    reloaded = AutoTokenizer.from_pretrained(str(tmp_path / "tok"))
+    assert tokenizer_fingerprint(reloaded) == tokenizer_fingerprint(xlmr_tokenizer)

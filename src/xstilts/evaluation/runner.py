@@ -336,7 +336,7 @@ def evaluate_model(model_ref: str, task: str, *, langs: list[str] | None = None,
     items = [load_language_data(t, lang, split, max_examples=max_examples, bucc_policy=bucc_threshold_policy)
              for lang in languages]
     em = model or load_eval_model(model_ref, needs_head=t.family != "retrieval")
-    # a head predicts best on inputs as long as it was trained on; retrieval keeps XTREME's protocol
+    # a head sees inputs cut as in its training; retrieval keeps XTREME's protocol (encoder only)
     max_length = max_length or (em.max_length if t.family != "retrieval" else None) \
         or DEFAULT_MAX_LENGTH[t.family]
     head = resolve_head(em.model, t) if t.family != "retrieval" else None

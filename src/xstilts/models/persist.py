@@ -69,28 +69,26 @@ def _fingerprint_cached(ptr, shape, version, t) -> str:  # keyed on identity: th
 def store_tokenizer(tokenizer: Any, dest: Path) -> None:
     """Write ``tokenizer`` to ``dest`` so that loading ``dest`` tokenizes exactly like it.
 
-    A tokenizer read from a local directory (the converted default, a local
+    A fast tokenizer read from a local directory (the converted default, a local
     encoder) has its files copied byte for byte: the model then carries the very
-    files training tokenized with. The copy is checked by reloading it; a Hub
-    tokenizer, or a directory whose files the copy misses, is written by
-    ``save_pretrained`` instead (checked the same way).
+    files training tokenized with (``tokenizer.json`` defines a fast tokenizer
+    completely; the configs beside it are copied too). Any other tokenizer (a Hub
+    id) is written by ``save_pretrained`` and checked by reloading it, which costs
+    seconds, so the common local case is not reloaded.
     """
     from transformers import AutoTokenizer
 
     from xstilts.data.feature_cache import tokenizer_fingerprint
 
     src = Path(str(getattr(tokenizer, "name_or_path", "") or "")).expanduser()
-    files = [src / f for f in TOKENIZER_FILES if (src / f).is_file()] if src.is_dir() else []
     dest.mkdir(parents=True)
-    for f in files:
-        shutil.copyfile(f, dest / f.name)
-    want = tokenizer_fingerprint(tokenizer)
-    if files and tokenizer_fingerprint(AutoTokenizer.from_pretrained(str(dest))) == want:
+    if getattr(tokenizer, "is_fast", False) and (src / "tokenizer.json").is_file():
+        for name in TOKENIZER_FILES:
+            if (src / name).is_file():
+                shutil.copyfile(src / name, dest / name)
         return
-    for f in dest.iterdir():
-        f.unlink()
     tokenizer.save_pretrained(str(dest))
-    if tokenizer_fingerprint(AutoTokenizer.from_pretrained(str(dest))) != want:
+    if tokenizer_fingerprint(AutoTokenizer.from_pretrained(str(dest))) != tokenizer_fingerprint(tokenizer):
         raise XstiltsError(f"the tokenizer {src} does not reload identically from {dest}; cannot store it")
 
 
