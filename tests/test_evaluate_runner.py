@@ -70,7 +70,8 @@ def test_panx_every_vendored_language_gets_predictions_and_logged_scores(panx_mo
     report = evaluate_model(panx_model.model_uri, "panx", split="dev", max_examples=6, batch_size=32,
                             out_dir=tmp_path, progress=False)
     assert sorted(r.lang for r in report.languages) == langs
-    assert report.settings["head"] == "panx" and report.settings["max_length"] == 128
+    # the model was trained at max_length 64: evaluation defaults to its training length
+    assert report.settings["head"] == "panx" and report.settings["max_length"] == 64
     seqeval = get_metric("seqeval_f1")
     for r in report.languages:
         path = tmp_path / "predictions" / "panx" / f"dev-{r.lang}.tsv"
@@ -227,6 +228,6 @@ def test_bf16_evaluation_runs_a_bf16_copy_and_agrees_with_autocast(panx_model, t
     tags = [(a, w) for ra, rw in zip(autocast, weights) for a, w in zip(ra, rw, strict=True)]
     assert sum(a == w for a, w in tags) / len(tags) >= 0.97  # bf16 rounding may flip a near-tie
     report = evaluate_model(panx_model.model_uri, "panx", langs=["de"], split="dev", max_examples=60, bf16=True,
-                            out_dir=tmp_path, progress=False, log_to_mlflow=False)
+                            max_length=128, out_dir=tmp_path, progress=False, log_to_mlflow=False)
     assert report.settings["bf16_mode"] == "weights"
     assert read_tag_predictions(tmp_path / "predictions" / "panx" / "dev-de.tsv") == weights

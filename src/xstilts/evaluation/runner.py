@@ -59,6 +59,8 @@ class EvalModel:
     base_model: str = ""              # the encoder the model was built on (names the default layer)
     run_id: str | None = None         # the MLflow run that trained a registered model
     tags: dict[str, str] = field(default_factory=dict)
+    max_length: int | None = None     # the length the model was trained with (None: bare encoder, unknown)
+    doc_stride: int | None = None     # likewise its QA window stride
     _bf16: Any | None = field(default=None, repr=False)
 
     def bf16_model(self):
@@ -91,7 +93,7 @@ def load_eval_model(model_ref: str, *, needs_head: bool, store=None,
 
     ref = str(model_ref)
     if ref.startswith("models:/") or _is_model_dir(ref):
-        from xstilts.models.persist import load_model, read_manifest
+        from xstilts.models.persist import load_for_inference
 
         run_id, tags, model_dir = None, {}, Path(ref).expanduser()
         if ref.startswith("models:/"):
@@ -102,11 +104,10 @@ def load_eval_model(model_ref: str, *, needs_head: bool, store=None,
             registered = store.resolve_registered(ref)
             run_id, tags = registered.run_id, registered.tags
             model_dir = store.fetch_model_dir(ref)
-        manifest = read_manifest(model_dir)
-        model = load_model(model_dir)
-        model.eval()
-        return EvalModel(ref, load_tokenizer(manifest["base_model"]), model.encoder, model,
-                         str(manifest["base_model"]), run_id, dict(tags))
+        # the base resolved here (a directory for the default: its name selects the retrieval layer)
+        model, tokenizer, manifest, base = load_for_inference(model_dir)
+        return EvalModel(ref, tokenizer, model.encoder, model, base, run_id, dict(tags),
+                         max_length=manifest.get("max_length"), doc_stride=manifest.get("doc_stride"))
     if needs_head:
         raise XstiltsError(f"model {ref!r} is not a trained xstilts model (models:/NAME/VERSION or a directory "
                            f"with xstilts_model.json), so it has no task head; only the retrieval tasks "
@@ -281,7 +282,7 @@ def _evaluate_language(em: EvalModel, task, head: str | None, item: LanguageData
 
     model = em.bf16_model() if bf16 else em.model
     features = task_features(task, item.data, em.tokenizer, lang=lang, split=split, max_length=max_length,
-                             doc_stride=DEFAULT_DOC_STRIDE)
+                             doc_stride=em.doc_stride or DEFAULT_DOC_STRIDE)
     data = EvalData(task, lang, split, item.data, features)
     predictions = predict(model, head, data, batch_size=batch_size, bf16=bf16, progress=desc,
                           max_tokens=max_tokens)
@@ -312,7 +313,8 @@ def evaluate_model(model_ref: str, task: str, *, langs: list[str] | None = None,
         out_dir: prediction files go to ``{out_dir}/predictions/{task}/{split}-{lang}.*``.
         layer: retrieval only, the hidden layer to pool (-1 = last); None = the model's default.
         bucc_threshold_policy: ``dev_tuned`` or ``same_split`` (BUCC only; recorded).
-        max_length: tokens per input (default: XTREME's, 384 for QA, else 128).
+        max_length: tokens per input (default: the length the model was trained with; retrieval,
+            bare encoders and models that do not record it: XTREME's, 384 for QA, else 128).
         log_to_mlflow: log scores, settings and prediction files (see module doc).
         run_id: log into this existing MLflow run instead of a new child run.
         model: an already loaded :class:`EvalModel` for ``model_ref`` (skips loading).
@@ -341,11 +343,13 @@ def evaluate_model(model_ref: str, task: str, *, langs: list[str] | None = None,
     split = resolve_split(t, split, langs)
     languages = resolve_languages(t, split, langs)
     bf16 = resolve_bf16(bf16)
-    max_length = max_length or DEFAULT_MAX_LENGTH[t.family]
     items = [load_language_data(t, lang, split, max_examples=max_examples, bucc_policy=bucc_threshold_policy)
              for lang in languages]
     em = model or load_eval_model(model_ref, needs_head=t.family != "retrieval", store=store,
                                   num_hidden_layers=num_hidden_layers)
+    # a head sees inputs cut as in its training; retrieval keeps XTREME's protocol (encoder only)
+    max_length = max_length or (em.max_length if t.family != "retrieval" else None) \
+        or DEFAULT_MAX_LENGTH[t.family]
     head = resolve_head(em.model, t) if t.family != "retrieval" else None
     if t.family == "retrieval" and layer is None:
         layer = default_layer(em.base_model, em.encoder.config.num_hidden_layers)
@@ -361,6 +365,8 @@ def evaluate_model(model_ref: str, task: str, *, langs: list[str] | None = None,
         settings |= {"layer": layer, "pooling": "mean"}
     else:
         settings["max_tokens"] = max_tokens or "none"
+    if t.family == "span_qa":
+        settings["doc_stride"] = em.doc_stride or DEFAULT_DOC_STRIDE
     if t.name == "bucc2018":
         settings["bucc_threshold_policy"] = bucc_threshold_policy
     if em.tags.get("selection_policy"):

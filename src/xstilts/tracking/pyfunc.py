@@ -16,13 +16,14 @@ ARTIFACT_KEY = "xstilts_model"
 
 class XstiltsPyfunc(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
-        from xstilts.encoders.loading import load_tokenizer
-        from xstilts.models.persist import load_model, read_manifest
+        """Load the model where it is served: the base resolved on this machine (``default``
+        through its ``XSTILTS_CACHE``), the tokenizer and training lengths from the model dir."""
+        from xstilts.models.persist import load_for_inference
 
         self.model_dir = context.artifacts[ARTIFACT_KEY]
-        self.manifest = read_manifest(self.model_dir)
-        self.model = load_model(self.model_dir).eval()
-        self.tokenizer = load_tokenizer(self.manifest["base_model"])
+        self.model, self.tokenizer, self.manifest, self.base_model = load_for_inference(self.model_dir)
+        self.max_length: int | None = self.manifest.get("max_length")
+        self.doc_stride: int | None = self.manifest.get("doc_stride")
 
     def predict(self, context, model_input, params: dict[str, Any] | None = None):
         import torch

@@ -183,10 +183,20 @@ def build_model(cfg: PhaseConfig, init_dir: str | os.PathLike[str] | None = None
 
 
 def base_model_of(cfg: PhaseConfig) -> str:
-    """The base encoder reference a stored model rebuilds on (resolved to a stable path or id)."""
-    from xstilts.encoders.loading import resolve_model
+    """The base encoder's logical name, as a stored model records it.
 
-    return resolve_model(cfg.base_model) if cfg.base_model in ("default", "", None) else cfg.base_model
+    ``default`` (any alias of the converted default), a Hub id as given, or a
+    local directory made absolute: never the cache location the default happened
+    to have here, which the machine that loads the model need not share.
+    """
+    from pathlib import Path
+
+    from xstilts.encoders.loading import DEFAULT_ALIASES
+
+    if cfg.base_model is None or str(cfg.base_model) in DEFAULT_ALIASES:
+        return "default"
+    path = Path(cfg.base_model).expanduser()
+    return str(path.resolve()) if path.exists() else str(cfg.base_model)
 
 
 # -- the phase ---------------------------------------------------------------------------------
@@ -256,7 +266,9 @@ def train_phase(cfg: PhaseConfig, tracker: Tracker, *, model_dir: str | os.PathL
         tracker.log_metrics(dev_scores)
     saved = save_model(model, model_dir, base_model=base_model_of(cfg),
                        frozen_word_embeddings=cfg.training.freeze_word_embeddings,
-                       store_dtype=cfg.store_dtype, extra={"run_key": key, "config": cfg.to_dict()})
+                       store_dtype=cfg.store_dtype, tokenizer=tokenizer,
+                       max_length=cfg.training.max_length, doc_stride=cfg.training.doc_stride,
+                       extra={"run_key": key, "config": cfg.to_dict()})
     return PhaseResult(None, None, reused=False, dev_scores=dev_scores, loop=result, model_dir=str(saved),
                        checkpoint=ckpt)
 
