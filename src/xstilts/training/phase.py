@@ -69,6 +69,7 @@ def _train_examples(t, cfg: PhaseConfig):
 
 def build_train_sets(cfg: PhaseConfig, tokenizer):
     from xstilts.data.task_features import task_features
+    from xstilts.families import resolve_lengths
     from xstilts.tasks import get_task
     from xstilts.training.loop import TrainSet
 
@@ -79,11 +80,11 @@ def build_train_sets(cfg: PhaseConfig, tokenizer):
         examples = _train_examples(t, cfg)
         if not examples:
             raise XstiltsError(f"task {t.task}: no training examples ({t.split}, {t.languages})")
-        if task.family == "span_qa":
-            examples = [ex for ex in examples if ex.answers or ex.is_impossible]
+        examples = task.family.filter_examples(examples)
+        max_length, doc_stride = resolve_lengths(task, args.max_length, args.doc_stride)
         tf = task_features(task, examples, tokenizer, lang="+".join(t.languages) if t.spec is None else "spec",
                            split=t.split if t.spec is None else f"spec-{cfg.data_spec_hash()}",
-                           max_length=args.max_length, doc_stride=args.doc_stride)
+                           max_length=max_length, doc_stride=doc_stride)
         sets.append(TrainSet(t.task, tf.features, tf.collate, tf.units))
     if cfg.mlm is not None:
         sets.append(_mlm_set(cfg, tokenizer))
@@ -94,6 +95,7 @@ def _mlm_set(cfg: PhaseConfig, tokenizer):
     from functools import partial
 
     from xstilts.data.loading import load_examples
+    from xstilts.families import MASKED_LM
     from xstilts.training.loop import TrainSet
     from xstilts.training.mlm import collate_mlm, mask_sentences
 
@@ -102,7 +104,7 @@ def _mlm_set(cfg: PhaseConfig, tokenizer):
     for lang in m.languages:
         for ex in load_examples(m.task, lang, m.split, max_examples=m.max_examples):
             sentences += [s for s in (getattr(ex, "text_a", None), getattr(ex, "text_b", None)) if s]
-    feats = mask_sentences(sentences, tokenizer, max_length=cfg.training.max_length,
+    feats = mask_sentences(sentences, tokenizer, max_length=MASKED_LM.lengths(cfg.training.max_length, None)[0],
                            probability=m.mask_probability, seed=cfg.seed)
     return TrainSet("mlm", feats, partial(collate_mlm, pad_id=tokenizer.pad_token_id),
                     [[i] for i in range(len(feats))], weight=m.weight)
@@ -112,6 +114,7 @@ def build_dev_sets(cfg: PhaseConfig, tokenizer):
     from xstilts.data.loading import load_examples
     from xstilts.data.task_features import task_features
     from xstilts.evaluation.predict import EvalData
+    from xstilts.families import resolve_lengths
     from xstilts.tasks import get_task
 
     if cfg.selection == "last":
@@ -121,12 +124,12 @@ def build_dev_sets(cfg: PhaseConfig, tokenizer):
         task = get_task(t.task)
         for lang in t.dev_languages:
             examples = load_examples(t.task, lang, t.dev_split, source=t.source, max_examples=t.max_dev_examples)
-            if task.family == "span_qa":
-                examples = [ex for ex in examples if ex.answers or ex.is_impossible]
+            examples = task.family.filter_examples(examples)
             if not examples:
                 raise XstiltsError(f"task {t.task}: no labelled {t.dev_split} examples in {lang} for model selection")
+            max_length, doc_stride = resolve_lengths(task, cfg.training.max_length, cfg.training.doc_stride)
             tf = task_features(task, examples, tokenizer, lang=lang, split=t.dev_split,
-                               max_length=cfg.training.max_length, doc_stride=cfg.training.doc_stride)
+                               max_length=max_length, doc_stride=doc_stride)
             out.append(EvalData(task, lang, t.dev_split, examples, tf))
     return out
 
@@ -150,6 +153,7 @@ def dev_evaluator(dev_sets, *, batch_size: int, bf16: bool, last_scores: dict):
 
 def build_model(cfg: PhaseConfig):
     from xstilts.encoders.loading import load_encoder
+    from xstilts.families import MASKED_LM
     from xstilts.models.multitask import HeadSpec, XstiltsModel
     from xstilts.models.persist import load_model
     from xstilts.tasks import get_task
@@ -157,9 +161,9 @@ def build_model(cfg: PhaseConfig):
     heads = []
     for t in cfg.tasks:
         task = get_task(t.task)
-        heads.append(HeadSpec(t.task, task.family, len(task.labels or ())))
+        heads.append(HeadSpec(t.task, task.family.name, len(task.labels or ())))
     if cfg.mlm is not None:
-        heads.append(HeadSpec("mlm", "mlm"))
+        heads.append(HeadSpec("mlm", MASKED_LM.name))
     if cfg.init_from:
         from xstilts.tracking.registry import fetch_model_dir
 
