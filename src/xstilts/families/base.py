@@ -91,6 +91,7 @@ class TaskFamily:
         return [[i] for i in range(len(features))]
 
     def collator(self, pad_id: int):
+        """:meth:`collate` bound to the tokenizer's pad id: what a training set or evaluation batches with."""
         return partial(self.collate, pad_id=pad_id)
 
     def map_hub_datasets(self, task, datasets_: Sequence[Any], lang: str, split: str):

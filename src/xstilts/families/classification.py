@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from xstilts.families.base import ServingField, ServingSchema, TaskFamily
@@ -56,11 +55,6 @@ class SentenceClassification(TaskFamily):
         from xstilts.evaluation.gold_check import require_labels
 
         require_labels(task, lang, split, data)
-
-    def write_predictions(self, pred_dir: Path, task, split: str, lang: str, predictions: Any) -> Path:
-        from xstilts.evaluation import predictions as files
-
-        return files.write_label_predictions(pred_dir, task.name, split, lang, predictions)
 
     def examples_from_rows(self, task, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
         from xstilts.data.examples import SentenceExample
