@@ -39,6 +39,7 @@ from xstilts.config import TrainingArgs
 from xstilts.data.loading import load_examples
 from xstilts.data.task_features import task_features
 from xstilts.encoders.loading import load_encoder, load_tokenizer, resolve_model
+from xstilts.families import TAGGING
 from xstilts.evaluation.predict import EvalData, headline, predict, score
 from xstilts.models.multitask import HeadSpec, TaskOutput, XstiltsModel
 from xstilts.runtime.cpu import resolve_bf16, set_threads
@@ -149,7 +150,7 @@ def hf_dataset(task, examples, tokenizer, *, pad_to_max: bool, max_length: int):
     from datasets import Dataset
 
     label_id = {label: i for i, label in enumerate(task.labels)}
-    if task.family == "tagging":
+    if task.family is TAGGING:
         enc = tokenizer([list(ex.words) for ex in examples], is_split_into_words=True, truncation=True,
                         max_length=max_length, padding="max_length" if pad_to_max else False)
         labels = []
@@ -172,7 +173,7 @@ def hf_dataset(task, examples, tokenizer, *, pad_to_max: bool, max_length: int):
 def xstilts_model(task, model_ref, layers, seed: int = SEED):
     torch.manual_seed(seed)
     model = XstiltsModel(load_encoder(model_ref, num_hidden_layers=layers),
-                         [HeadSpec(task.name, task.family, len(task.labels))], seed=seed)
+                         [HeadSpec(task.name, task.family.name, len(task.labels))], seed=seed)
     model.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
     return model
 
@@ -196,13 +197,13 @@ def run_trainer(task, train_ex, tokenizer, args, *, best: bool, steps: int | Non
                               TrainerCallback, TrainingArguments, default_data_collator)
 
     path = resolve_model(args.model)
-    cls = AutoModelForTokenClassification if task.family == "tagging" else AutoModelForSequenceClassification
+    cls = AutoModelForTokenClassification if task.family is TAGGING else AutoModelForSequenceClassification
     torch.manual_seed(SEED)
     overrides = {"num_hidden_layers": args.layers} if args.layers else {}
     model = cls.from_pretrained(path, num_labels=len(task.labels), **overrides)
     ds = hf_dataset(task, train_ex, tokenizer, pad_to_max=not best, max_length=args.max_length)
     if best:
-        collator = (DataCollatorForTokenClassification(tokenizer) if task.family == "tagging"
+        collator = (DataCollatorForTokenClassification(tokenizer) if task.family is TAGGING
                     else DataCollatorWithPadding(tokenizer))
     else:
         collator = default_data_collator

@@ -36,7 +36,7 @@ def test_xtreme_language_lists_spot_checks() -> None:
 
 
 def test_families_and_metrics_declared() -> None:
-    fam = {t.name: t.family for t in list_tasks()}
+    fam = {t.name: t.family.name for t in list_tasks()}
     assert fam["udpos"] == fam["panx"] == "tagging"
     assert {fam[n] for n in ("xquad", "mlqa", "tydiqa", "squad", "squad_v2")} == {"span_qa"}
     assert {fam[n] for n in ("hellaswag", "commonsenseqa", "cosmosqa")} == {"multiple_choice"}

@@ -31,8 +31,11 @@ class TrainingArgs:
     warmup_ratio: float = field(default=0.1, metadata={"help": "Share of steps with linear warmup."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay (not on biases/LayerNorm)."})
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm; 0 = off."})
-    max_length: int = field(default=128, metadata={"help": "Longest input in tokens (QA: window length)."})
-    doc_stride: int = field(default=128, metadata={"help": "QA: tokens shared by consecutive windows."})
+    max_length: int | None = field(default=None, metadata={
+        "help": "Longest input in tokens (QA: window length); None = the task family's default "
+                "(XTREME's: 384 for QA, else 128)."})
+    doc_stride: int | None = field(default=None, metadata={
+        "help": "QA: tokens shared by consecutive windows; None = the task family's default (128)."})
     bf16: bool | None = field(default=None, metadata={"help": "bf16 training; None = where the CPU has it natively."})
     bf16_mode: str = field(default="weights", metadata={
         "help": "How bf16 trains: 'weights' (bf16 model, fp32 master copies for the optimizer; no per-step "
@@ -122,8 +125,9 @@ class PhaseConfig:
                                f"valid: {', '.join(BF16_MODES)}")
         for i, t in enumerate(self.tasks):
             task = get_task(t.task)
-            if task.family == "retrieval":
-                raise XstiltsError(f"config field tasks[{i}].task: {t.task} has no training data (retrieval)")
+            if not task.family.needs_head:
+                raise XstiltsError(f"config field tasks[{i}].task: {t.task} has no training data "
+                                   f"({task.family.name})")
             if t.spec is None:
                 for lang in t.languages:
                     task.check_language(lang)
@@ -185,9 +189,27 @@ class PhaseConfig:
             d.pop(k)
         for k in ("threads", "eval_batch_size"):
             d["training"].pop(k)
+        d["training"] |= self._resolved_lengths()
         d["training_version"] = TRAINING_VERSION
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def _resolved_lengths(self) -> dict[str, Any]:
+        """``max_length``/``doc_stride`` as training uses them: a left-out length is the tasks'
+        family default, so a config that states the default keys the same model as one that
+        leaves it out. One value when every task (and the MLM set) agrees, else one per task."""
+        from xstilts.families import MASKED_LM, resolve_lengths
+        from xstilts.tasks import get_task
+
+        args = self.training
+        per_task = [resolve_lengths(get_task(t.task), args.max_length, args.doc_stride) for t in self.tasks]
+        if self.mlm is not None:
+            per_task.append(MASKED_LM.lengths(args.max_length, args.doc_stride))
+        out: dict[str, Any] = {}
+        for k, key in enumerate(("max_length", "doc_stride") if per_task else ()):
+            values = [v[k] for v in per_task]
+            out[key] = values[0] if len(set(values)) == 1 else values
+        return out
 
     def data_spec_hash(self) -> str:
         parts = [{"task": t.task, "languages": t.languages, "split": t.split, "max": t.max_examples, "spec": t.spec}

@@ -33,13 +33,7 @@ def label_names_of(dataset: Any, task: Task) -> list[str] | None:
 
 def examples_from_dataset(task: Task, datasets_: Sequence[Any], lang: str, split: str) -> Loaded:
     """Map already loaded ``datasets.Dataset`` objects (concatenated in order) to records."""
-    if task.family == "retrieval":
-        rows = [row for ds in datasets_ for row in ds]
-        return task.from_hub_rows(rows, lang, split, label_names_of(datasets_[0], task) if datasets_ else None)
-    out: list = []
-    for ds in datasets_:
-        out.extend(task.from_hub_rows(ds, lang, split, label_names_of(ds, task)))
-    return out
+    return task.family.map_hub_datasets(task, datasets_, lang, split)
 
 
 def load_from_hub(task: Task, lang: str, split: str) -> Loaded:

@@ -30,12 +30,13 @@ def data_source(task, lang: str, split: str) -> str:
     return f"the Hugging Face dataset {task.hub_id}"
 
 
-def _refuse(task, lang: str, split: str, problem: str) -> XstiltsError:
+def refuse(task, lang: str, split: str, problem: str) -> XstiltsError:
+    """The error that stops scoring ``(task, lang, split)``, naming its data source."""
     return XstiltsError(f"task {task.name}, language {lang}, split {split} ({data_source(task, lang, split)}): "
                         f"{problem}; refusing to score it")
 
 
-def _constant(values: Sequence[Any]) -> Any | None:
+def constant_value(values: Sequence[Any]) -> Any | None:
     """The one value of ``values`` if there are enough of them and all are equal."""
     counts = Counter(values)
     if len(values) >= MIN_ITEMS_FOR_PLACEHOLDER and len(counts) == 1:
@@ -48,47 +49,21 @@ def require_gold(task, lang: str, split: str, data: Sequence[Any] | ParallelCorp
 
     ``data`` is the whole split as loaded (check it before keeping only the
     first N examples, so that a short prefix cannot look like a placeholder).
+    What "real" means depends on the task's family (``task.family.require_gold``).
     """
-    family = task.family
-    if family == "retrieval":
-        _require_parallel_gold(task, lang, split, data)
-        return
+    task.family.require_gold(task, lang, split, data)
+
+
+def require_labels(task, lang: str, split: str, data: Sequence[Any]) -> None:
+    """One gold ``label`` per example, not one constant label on every example
+    (classification and multiple choice)."""
     if not data:
-        raise _refuse(task, lang, split, "the split is empty")
+        raise refuse(task, lang, split, "the split is empty")
     n = len(data)
-    if family in ("sentence_classification", "multiple_choice"):
-        missing = sum(ex.label is None for ex in data)
-        if missing:
-            raise _refuse(task, lang, split, f"{missing} of {n} examples have no gold label")
-        only = _constant([ex.label for ex in data])
-        if only is not None and (task.labels is None or len(task.labels) > 1):
-            raise _refuse(task, lang, split, f"all {n} examples carry the same label {only!r}, "
-                                             "a placeholder for held-out gold labels")
-    elif family == "tagging":
-        missing = sum(ex.tags is None for ex in data)
-        if missing:
-            raise _refuse(task, lang, split, f"{missing} of {n} sentences have no gold tags")
-        only = _constant([tag for ex in data for tag in ex.tags])
-        if only is not None and n >= MIN_ITEMS_FOR_PLACEHOLDER:
-            raise _refuse(task, lang, split, f"every word of all {n} sentences is tagged {only!r}, "
-                                             "a placeholder for held-out gold tags")
-    elif family == "span_qa":
-        missing = sum(not ex.answers and not ex.is_impossible for ex in data)
-        if missing:
-            raise _refuse(task, lang, split, f"{missing} of {n} questions have no gold answer "
-                                             "(the file ships without answers)")
-    else:
-        raise XstiltsError(f"task {task.name}: no gold check for family {family}")
-
-
-def _require_parallel_gold(task, lang: str, split: str, corpus: ParallelCorpus) -> None:
-    if not corpus.source or not corpus.target:
-        raise _refuse(task, lang, split, "the corpus is empty")
-    if task.name == "tatoeba":
-        # Gold is the line alignment itself: line i translates line i.
-        if len(corpus.source) != len(corpus.target):
-            raise _refuse(task, lang, split, f"{len(corpus.source)} source lines but {len(corpus.target)} "
-                                             "English lines; Tatoeba gold is the line alignment")
-        return
-    if not corpus.gold:
-        raise _refuse(task, lang, split, "no gold sentence pairs (the .gold file is missing or empty)")
+    missing = sum(ex.label is None for ex in data)
+    if missing:
+        raise refuse(task, lang, split, f"{missing} of {n} examples have no gold label")
+    only = constant_value([ex.label for ex in data])
+    if only is not None and (task.labels is None or len(task.labels) > 1):
+        raise refuse(task, lang, split, f"all {n} examples carry the same label {only!r}, "
+                                        "a placeholder for held-out gold labels")

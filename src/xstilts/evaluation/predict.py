@@ -100,63 +100,13 @@ def predict(model, head: str, data: EvalData, *, batch_size: int = 64, bf16: boo
     classification: label string per example; tagging: tag list per example;
     span QA: ``{guid: answer text}``; multiple choice: choice index per example.
     """
-    family = data.task.family
-    feats = data.features.features
-    if family == "sentence_classification":
-        out = np.zeros(len(data.examples), dtype=np.int64)
-        for units, rows, res in _forward_all(model, head, data, batch_size, bf16, progress, max_tokens):
-            pred = res.logits.float().argmax(-1).numpy()
-            for r, p in zip(rows, pred):
-                out[feats[r].example_index] = p
-        labels = data.task.labels
-        return [labels[i] for i in out]
-    if family == "multiple_choice":
-        out = np.zeros(len(data.examples), dtype=np.int64)
-        for units, rows, res in _forward_all(model, head, data, batch_size, bf16, progress, max_tokens):
-            pred = res.logits.float().argmax(-1).numpy()
-            for u, p in zip(units, pred):
-                out[feats[data.features.units[u][0]].example_index] = p
-        return out.tolist()
-    if family == "tagging":
-        from xstilts.data.featurize.tagging import word_predictions
-
-        token_preds: list[np.ndarray | None] = [None] * len(feats)
-        for units, rows, res in _forward_all(model, head, data, batch_size, bf16, progress, max_tokens):
-            pred = res.logits.float().argmax(-1).numpy()
-            for r, p in zip(rows, pred):
-                token_preds[r] = p[: len(feats[r].input_ids)]
-        ids = word_predictions(feats, token_preds, data.examples)
-        labels = data.task.labels
-        return [[labels[i] for i in row] for row in ids]
-    if family == "span_qa":
-        from xstilts.data.featurize.span_qa import best_spans
-
-        starts: list[np.ndarray | None] = [None] * len(feats)
-        ends: list[np.ndarray | None] = [None] * len(feats)
-        for units, rows, res in _forward_all(model, head, data, batch_size, bf16, progress, max_tokens):
-            s, e = (x.float().numpy() for x in res.logits)
-            for k, r in enumerate(rows):
-                n = len(feats[r].input_ids)
-                starts[r], ends[r] = s[k, :n], e[k, :n]
-        return best_spans(starts, ends, feats, data.examples,
-                          allow_impossible=any(ex.is_impossible for ex in data.examples))
-    raise ValueError(f"task {data.task.name}: cannot predict family {family}")
+    outputs = _forward_all(model, head, data, batch_size, bf16, progress, max_tokens)
+    return data.task.family.decode(data, outputs)
 
 
 def gold(data: EvalData) -> Any:
     """Gold labels in the form :func:`predict` returns predictions."""
-    family = data.task.family
-    if family == "sentence_classification":
-        return [ex.label for ex in data.examples]
-    if family == "multiple_choice":
-        return [ex.label for ex in data.examples]
-    if family == "tagging":
-        return [list(ex.tags) for ex in data.examples]
-    if family == "span_qa":
-        from xstilts.evaluation.metrics.squad import references_from_examples
-
-        return references_from_examples(data.examples)
-    raise ValueError(f"task {data.task.name}: no gold labels for family {family}")
+    return data.task.family.gold(data.task, data.examples)
 
 
 def score(data: EvalData, predictions: Any) -> dict[str, float]:

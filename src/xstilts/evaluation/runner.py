@@ -38,10 +38,7 @@ from xstilts.errors import UnknownNameError, XstiltsError
 log = logging.getLogger(__name__)
 
 SPLITS = ("test", "dev")
-#: XTREME's ``max_seq_length`` per family (QA: 384-token windows, stride 128).
-DEFAULT_MAX_LENGTH = {"sentence_classification": 128, "tagging": 128, "multiple_choice": 128,
-                      "span_qa": 384, "retrieval": 128}
-DEFAULT_DOC_STRIDE = 128
+# Default input lengths: the task family's (xstilts.families.resolve_lengths; QA 384, else 128).
 #: Padded tokens per forward pass (see :func:`xstilts.evaluation.predict.predict`).
 DEFAULT_MAX_TOKENS = 1024
 
@@ -130,13 +127,7 @@ def resolve_head(model, task) -> str:
             raise XstiltsError(f"the model has heads {sorted(specs)}, none for task {task.name}"
                                + (f" (or {task.train_task})" if task.train_task else ""))
         name = names[0]
-    spec = specs[name]
-    if spec.family != task.family:
-        raise XstiltsError(f"the model's head {name!r} is a {spec.family} head; task {task.name} "
-                           f"needs {task.family}")
-    if task.labels and spec.num_labels != len(task.labels):
-        raise XstiltsError(f"the model's head {name!r} predicts {spec.num_labels} labels; task {task.name} "
-                           f"has {len(task.labels)} ({', '.join(task.labels)})")
+    task.family.check_head(specs[name], task, name)
     return name
 
 
@@ -219,15 +210,7 @@ class EvalReport:
 # -- evaluation ------------------------------------------------------------------------------
 
 def _write_predictions(pred_dir: Path, task, split: str, lang: str, predictions) -> Path:
-    from xstilts.evaluation import predictions as files
-
-    if task.name == "bucc2018":
-        return files.write_pair_predictions(pred_dir, task.name, split, lang, predictions)
-    if task.family == "tagging":
-        return files.write_tag_predictions(pred_dir, task.name, split, lang, predictions)
-    if task.family == "span_qa":
-        return files.write_answer_predictions(pred_dir, task.name, split, lang, predictions)
-    return files.write_label_predictions(pred_dir, task.name, split, lang, predictions)
+    return task.family.write_predictions(pred_dir, task, split, lang, predictions)
 
 
 @dataclass
@@ -242,51 +225,18 @@ class LanguageData:
 def load_language_data(task, lang: str, split: str, *, max_examples: int | None,
                        bucc_policy: str = "dev_tuned") -> LanguageData:
     """Load ``(task, lang, split)``; refuse it if its gold labels are missing or placeholders."""
-    from xstilts.data.loading import load_examples, load_parallel
-    from xstilts.evaluation.gold_check import require_gold
-
-    if task.family == "retrieval":
-        corpus = load_parallel(task.name, lang, split)
-        require_gold(task, lang, split, corpus)
-        tune = None
-        if task.name == "bucc2018" and bucc_policy == "dev_tuned" and split == "test" \
-                and _real_local(task, lang, "dev"):
-            tune = load_parallel(task.name, lang, "dev")
-            require_gold(task, lang, "dev", tune)
-        return LanguageData(lang, corpus, tune)  # retrieval keeps its own prefix rule
-    examples = load_examples(task.name, lang, split)
-    require_gold(task, lang, split, examples)  # on the whole split: a prefix may look constant
-    return LanguageData(lang, examples[:max_examples] if max_examples is not None else examples)
+    data, tune = task.family.load_eval_split(task, lang, split, max_examples=max_examples, bucc_policy=bucc_policy)
+    return LanguageData(lang, data, tune)
 
 
 def _evaluate_language(em: EvalModel, task, head: str | None, item: LanguageData, split: str, *,
                        max_examples: int | None, batch_size: int, bf16: bool, max_length: int,
                        layer: int | None, bucc_policy: str, progress: bool, max_tokens: int | None):
     """(scores, predictions, number of examples, details) of one language."""
-    lang = item.lang
-    desc = f"{task.name} {lang}" if progress else None
-    if task.family == "retrieval":
-        from xstilts.evaluation import retrieval_eval
-
-        kw = dict(layer=layer, bf16=bf16, batch_size=batch_size, max_examples=max_examples,
-                  max_length=max_length, progress=desc)
-        if task.name == "tatoeba":
-            out = retrieval_eval.evaluate_tatoeba(em.encoder, em.tokenizer, item.data, **kw)
-        else:
-            out = retrieval_eval.evaluate_bucc_split(em.encoder, em.tokenizer, item.data, policy=bucc_policy,
-                                                     tune_corpus=item.tune, **kw)
-        return out.scores, out.predictions, out.num_examples, out.details
-
-    from xstilts.data.task_features import task_features
-    from xstilts.evaluation.predict import EvalData, predict, score
-
-    model = em.bf16_model() if bf16 else em.model
-    features = task_features(task, item.data, em.tokenizer, lang=lang, split=split, max_length=max_length,
-                             doc_stride=em.doc_stride or DEFAULT_DOC_STRIDE)
-    data = EvalData(task, lang, split, item.data, features)
-    predictions = predict(model, head, data, batch_size=batch_size, bf16=bf16, progress=desc,
-                          max_tokens=max_tokens)
-    return score(data, predictions), predictions, len(item.data), {}
+    return task.family.evaluate_language(
+        em, task, head, item, split, max_examples=max_examples, batch_size=batch_size, bf16=bf16,
+        max_length=max_length, layer=layer, bucc_policy=bucc_policy,
+        progress=f"{task.name} {item.lang}" if progress else None, max_tokens=max_tokens, doc_stride=em.doc_stride)
 
 
 def evaluate_model(model_ref: str, task: str, *, langs: list[str] | None = None, split: str | None = None,
@@ -325,7 +275,7 @@ def evaluate_model(model_ref: str, task: str, *, langs: list[str] | None = None,
     from xstilts.evaluation.metrics.aggregate import summarize_task
     from xstilts.evaluation.metrics.bucc import ThresholdPolicy
     from xstilts.evaluation.metrics.registry import get_metric
-    from xstilts.evaluation.retrieval_eval import default_layer
+    from xstilts.families import resolve_lengths
     from xstilts.runtime.cpu import resolve_bf16
     from xstilts.tasks import get_task
 
@@ -345,30 +295,21 @@ def evaluate_model(model_ref: str, task: str, *, langs: list[str] | None = None,
     bf16 = resolve_bf16(bf16)
     items = [load_language_data(t, lang, split, max_examples=max_examples, bucc_policy=bucc_threshold_policy)
              for lang in languages]
-    em = model or load_eval_model(model_ref, needs_head=t.family != "retrieval", store=store,
+    em = model or load_eval_model(model_ref, needs_head=t.family.needs_head, store=store,
                                   num_hidden_layers=num_hidden_layers)
     # a head sees inputs cut as in its training; retrieval keeps XTREME's protocol (encoder only)
-    max_length = max_length or (em.max_length if t.family != "retrieval" else None) \
-        or DEFAULT_MAX_LENGTH[t.family]
-    head = resolve_head(em.model, t) if t.family != "retrieval" else None
-    if t.family == "retrieval" and layer is None:
-        layer = default_layer(em.base_model, em.encoder.config.num_hidden_layers)
+    max_length, _ = resolve_lengths(t, max_length or (em.max_length if t.family.needs_head else None))
+    head = resolve_head(em.model, t) if t.family.needs_head else None
+    layer = t.family.eval_layer(em, layer)
     metric = get_metric(t.metric)
     settings: dict[str, Any] = {
         "model": str(model_ref), "task": t.name, "split": split, "langs": ",".join(languages),
         "max_examples": max_examples or "all", "batch_size": batch_size, "bf16": bf16,
         "max_length": max_length, "head": head or "none (encoder)", "base_model": em.base_model,
-        # retrieval pools hidden states of the fp32 encoder under autocast, as the encoder check does
-        "bf16_mode": ("autocast" if t.family == "retrieval" else "weights") if bf16 else "off",
     }
-    if t.family == "retrieval":
-        settings |= {"layer": layer, "pooling": "mean"}
-    else:
-        settings["max_tokens"] = max_tokens or "none"
-    if t.family == "span_qa":
-        settings["doc_stride"] = em.doc_stride or DEFAULT_DOC_STRIDE
-    if t.name == "bucc2018":
-        settings["bucc_threshold_policy"] = bucc_threshold_policy
+    # bf16_mode, then layer and pooling (retrieval) or max_tokens, and BUCC's threshold policy
+    settings |= t.family.eval_settings(bf16=bf16, layer=layer, max_tokens=max_tokens,
+                                       bucc_policy=bucc_threshold_policy)
     if em.tags.get("selection_policy"):
         settings["model_selection_policy"] = em.tags["selection_policy"]
     pred_dir = Path(out_dir) / "predictions"

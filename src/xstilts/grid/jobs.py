@@ -139,7 +139,7 @@ def run_eval(ctx: JobContext, spec: EvalSpec, model_ref: str, *, tags: dict[str,
 def _needs_head(task_name: str) -> bool:
     from xstilts.tasks import get_task
 
-    return get_task(task_name).family != "retrieval"
+    return get_task(task_name).family.needs_head
 
 
 def _until_done(ctx: JobContext, key: str, find, work, wait: bool):

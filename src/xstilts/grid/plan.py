@@ -58,9 +58,10 @@ def target_config(cfg: GridConfig, target: TargetGrid, condition: str, seed: int
 
 
 def is_retrieval(target: TargetGrid) -> bool:
+    """A target scored with the (intermediate) encoder itself: its family has no head to train."""
     from xstilts.tasks import get_task
 
-    return get_task(target.task).family == "retrieval"
+    return not get_task(target.task).family.needs_head
 
 
 @dataclass(frozen=True)

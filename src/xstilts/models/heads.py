@@ -1,4 +1,5 @@
-"""One head per task family, on top of the shared encoder's hidden states.
+"""The head modules, on top of the shared encoder's hidden states; each family
+(:mod:`xstilts.families`) builds its own and computes its loss and logits.
 
 Heads follow the Hugging Face XLM-R task models (``*ForSequenceClassification``,
 ``*ForTokenClassification``, ``*ForQuestionAnswering``, ``*ForMultipleChoice``,
@@ -8,12 +9,26 @@ converted default encoder has no pooler.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 IGNORE_INDEX = -100
-FAMILIES = ("sentence_classification", "tagging", "span_qa", "multiple_choice", "mlm")
+
+
+@dataclass
+class TaskOutput:
+    loss: torch.Tensor | None
+    logits: torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
+
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
+    """Mean cross-entropy in fp32 over the labelled positions; None without labels."""
+    if labels is None:
+        return None
+    return F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_INDEX)
 
 
 class ClassificationHead(nn.Module):
@@ -66,18 +81,10 @@ class MLMHead(nn.Module):
 
 
 def build_head(family: str, num_labels: int, config) -> nn.Module:
-    dropout = getattr(config, "hidden_dropout_prob", 0.1)
-    if family == "sentence_classification":
-        return ClassificationHead(config.hidden_size, num_labels, dropout)
-    if family == "multiple_choice":
-        return ClassificationHead(config.hidden_size, 1, dropout)
-    if family == "tagging":
-        return TaggingHead(config.hidden_size, num_labels, dropout)
-    if family == "span_qa":
-        return SpanHead(config.hidden_size)
-    if family == "mlm":
-        return MLMHead(config.hidden_size, config.vocab_size, config.layer_norm_eps)
-    raise ValueError(f"no head for task family {family!r}; known: {', '.join(FAMILIES)}")
+    """A fresh head of the family recorded as ``family`` (a ``HeadSpec.family`` name)."""
+    from xstilts.families import head_family
+
+    return head_family(family).build_head(num_labels, config)
 
 
 def init_head(head: nn.Module, std: float) -> None:

@@ -6,13 +6,14 @@ from typing import Any, ClassVar
 
 from xstilts.data.examples import Answer, SentenceExample, SpanQAExample, TaggingExample
 from xstilts.errors import XstiltsError
+from xstilts.families import SENTENCE_CLASSIFICATION, SPAN_QA, TAGGING
 from xstilts.tasks.registry import Task, hub_label
 
 
 class SentenceTask(Task):
     """Sentence(-pair) classification; Hub rows have two text fields and a label field."""
 
-    family = "sentence_classification"
+    family = SENTENCE_CLASSIFICATION
     hub_text_a: ClassVar[str] = "premise"
     hub_text_b: ClassVar[str | None] = "hypothesis"
     hub_label_field: ClassVar[str] = "label"
@@ -36,7 +37,7 @@ class SentenceTask(Task):
 class TaggingTask(Task):
     """Word tagging; Hub rows have ``tokens`` and a sequence of (ClassLabel) tags."""
 
-    family = "tagging"
+    family = TAGGING
     hub_tags_field: ClassVar[str] = "ner_tags"
 
     def from_hub_rows(self, rows: Iterable[Mapping[str, Any]], lang: str, split: str,
@@ -51,7 +52,7 @@ class TaggingTask(Task):
 class SpanQATask(Task):
     """Extractive QA; Hub rows are SQuAD-like (``answers = {"text": [...], "answer_start": [...]}``)."""
 
-    family = "span_qa"
+    family = SPAN_QA
     metric = "squad_em_f1"
     # SQuAD 2.0 marks unanswerable questions by an empty answer list.
     empty_answers_mean_impossible: ClassVar[bool] = False

@@ -8,6 +8,7 @@ from typing import Any
 from xstilts.data.examples import ParallelCorpus
 from xstilts.data.readers import read_bucc
 from xstilts.data.readers.retrieval import parallel_from_hub_rows
+from xstilts.families import BUCC
 from xstilts.tasks.registry import HubRef, Task, register_task
 
 
@@ -15,7 +16,7 @@ from xstilts.tasks.registry import HubRef, Task, register_task
 class BUCC2018(Task):
     name = "bucc2018"
     kind = "target"
-    family = "retrieval"
+    family = BUCC
     languages = ("de", "fr", "ru", "zh")
     splits = ("dev", "test")
     metric = "bucc_f1"

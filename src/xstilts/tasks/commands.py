@@ -22,7 +22,7 @@ def list_command(as_json: bool) -> None:
         click.echo(json.dumps([t.info() for t in tasks], indent=2, ensure_ascii=False))
         return
     header = ("task", "kind", "family", "metric", "#lang", "splits", "languages")
-    rows = [(t.name, t.kind, t.family, t.metric, str(len(t.languages)), ",".join(t.splits), " ".join(t.languages))
+    rows = [(t.name, t.kind, t.family.name, t.metric, str(len(t.languages)), ",".join(t.splits), " ".join(t.languages))
             for t in tasks]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
     for r in [header, *rows]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from xstilts.data.examples import MultipleChoiceExample
 from xstilts.data.readers import read_commonsenseqa_jsonl, read_cosmosqa_csv, read_hellaswag_jsonl
+from xstilts.families import MULTIPLE_CHOICE
 from xstilts.tasks.registry import HubRef, Task, register_task
 
 
@@ -17,7 +18,7 @@ def _int_or_none(value: Any) -> int | None:
 
 
 class _MultipleChoiceTask(Task):
-    family = "multiple_choice"
+    family = MULTIPLE_CHOICE
     kind = "intermediate"
     languages = ("en",)
     splits = ("train", "dev")

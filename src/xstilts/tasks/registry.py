@@ -2,7 +2,7 @@
 
 A task module declares one :class:`Task` subclass and decorates it with
 :func:`register_task`; importing :mod:`xstilts.tasks` imports every task module so the
-registry is complete. A task knows its family, XTREME language list, splits, label set
+registry is complete. A task knows its family object (:mod:`xstilts.families`), XTREME language list, splits, label set
 and metric name, where its files live locally (patterns relative to a data directory,
 original formats) and which Hugging Face ``datasets`` id/config/split a user with
 internet would load instead; both sources are mapped into the same example records.
@@ -16,11 +16,10 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from xstilts.data.examples import Example, ParallelCorpus
 from xstilts.errors import UnknownNameError, XstiltsError
+from xstilts.families import TASK_FAMILIES, TaskFamily
 
 
 Kind = Literal["target", "intermediate"]
-Family = Literal["sentence_classification", "tagging", "span_qa", "multiple_choice", "retrieval"]
-FAMILIES: tuple[str, ...] = ("sentence_classification", "tagging", "span_qa", "multiple_choice", "retrieval")
 
 Loaded = list[Example] | ParallelCorpus
 
@@ -39,7 +38,7 @@ class Task:
 
     name: ClassVar[str]
     kind: ClassVar[Kind]
-    family: ClassVar[Family]
+    family: ClassVar[TaskFamily]  # the object that featurizes, predicts and scores (xstilts.families)
     languages: ClassVar[tuple[str, ...]]
     splits: ClassVar[tuple[str, ...]]
     labels: ClassVar[tuple[str, ...] | None] = None
@@ -99,7 +98,7 @@ class Task:
 
     # ---- listing --------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "family": self.family, "languages": list(self.languages),
+        return {"name": self.name, "kind": self.kind, "family": self.family.name, "languages": list(self.languages),
                 "splits": list(self.splits), "labels": list(self.labels) if self.labels else None,
                 "metric": self.metric, "hub_id": self.hub_id, "license": self.license,
                 "train_languages": list(self.train_languages), "train_task": self.train_task,
@@ -115,8 +114,8 @@ def register_task(cls: T) -> T:
     name = cls.name
     if name in _REGISTRY and _REGISTRY[name] is not cls:
         raise XstiltsError(f"task {name!r} registered twice ({_REGISTRY[name].__module__} and {cls.__module__})")
-    if cls.family not in FAMILIES:
-        raise XstiltsError(f"task {name!r}: unknown family {cls.family!r}")
+    if not any(cls.family is f for f in TASK_FAMILIES):
+        raise XstiltsError(f"task {name!r}: family {cls.family!r} is not one of xstilts.families.TASK_FAMILIES")
     _REGISTRY[name] = cls
     return cls
 

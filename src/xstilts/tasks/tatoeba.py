@@ -8,6 +8,7 @@ from typing import Any
 from xstilts.data.examples import ParallelCorpus
 from xstilts.data.readers import read_tatoeba
 from xstilts.data.readers.retrieval import parallel_from_hub_rows
+from xstilts.families import TATOEBA
 from xstilts.tasks.registry import HubRef, Task, register_task
 
 # google-research/xtreme utils_preprocess.py (tatoeba lang3_dict), ISO 639-1 -> LASER code.
@@ -22,7 +23,7 @@ ISO3 = {"af": "afr", "ar": "ara", "bg": "bul", "bn": "ben", "de": "deu", "el": "
 class Tatoeba(Task):
     name = "tatoeba"
     kind = "target"
-    family = "retrieval"
+    family = TATOEBA
     languages = tuple(ISO3)
     splits = ("test",)
     metric = "tatoeba_accuracy"

@@ -1,9 +1,11 @@
 """The MLflow face of a trained model: a pyfunc wrapping an xstilts model directory.
 
 Registered models are pyfuncs so that ``mlflow models serve`` and the later ONNX
-export start from the same artifact. ``predict`` covers sentence(-pair)
-classification and tagging; span QA and multiple choice are not wired for serving
-yet and say so.
+export start from the same artifact. ``predict`` serves every task family through
+its family object (``task.family.serve``), so a request is featurized, truncated
+and decoded exactly as in evaluation; the request fields per family are
+``task.family.serving`` (e.g. tagging: ``words`` or ``text``; span QA:
+``question`` and ``context``; retrieval: ``text``, answered with its embedding).
 """
 from __future__ import annotations
 
@@ -26,36 +28,28 @@ class XstiltsPyfunc(mlflow.pyfunc.PythonModel):
         self.doc_stride: int | None = self.manifest.get("doc_stride")
 
     def predict(self, context, model_input, params: dict[str, Any] | None = None):
+        """One response per input row; ``params["task"]`` picks the task (default: the model's first head).
+
+        The head is chosen as evaluation chooses it (``resolve_head``: XQuAD runs on the
+        ``squad`` head); the retrieval tasks use the encoder alone.
+        """
         import torch
 
-        from xstilts.errors import XstiltsError
+        from xstilts.evaluation.runner import resolve_head
+        from xstilts.families import resolve_lengths
         from xstilts.tasks import get_task
 
-        head = (params or {}).get("task") or next(iter(self.model.head_specs))
-        task = get_task(head)
+        task = get_task((params or {}).get("task") or next(iter(self.model.head_specs)))
+        head = resolve_head(self.model, task) if task.family.needs_head else None
         rows = model_input.to_dict("records") if hasattr(model_input, "to_dict") else list(model_input)
+        max_length, doc_stride = resolve_lengths(task, *self._trained_lengths())
         with torch.inference_mode():
-            if task.family == "sentence_classification":
-                enc = self.tokenizer([r["text"] for r in rows],
-                                     [r.get("text_pair") for r in rows] if rows and "text_pair" in rows[0] else None,
-                                     truncation=True, max_length=256, padding=True, return_tensors="pt")
-                logits = self.model(head, {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}).logits
-                return [task.labels[i] for i in logits.argmax(-1).tolist()]
-            if task.family == "tagging":
-                out = []
-                for r in rows:
-                    words = r.get("words") or str(r["text"]).split()
-                    enc = self.tokenizer(list(words), is_split_into_words=True, truncation=True, max_length=512,
-                                         return_tensors="pt")
-                    logits = self.model(head, {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}).logits[0]
-                    seen, tags = set(), []
-                    for pos, w in enumerate(enc.word_ids()):
-                        if w is not None and w not in seen:
-                            seen.add(w)
-                            tags.append(task.labels[int(logits[pos].argmax())])
-                    out.append(tags)
-                return out
-        raise XstiltsError(f"serving predictions for {task.family} tasks is not built yet")
+            return task.family.serve(task, self.model, self.tokenizer, rows, head=head, max_length=max_length,
+                                     doc_stride=doc_stride, base_model=str(self.base_model))
+
+    def _trained_lengths(self) -> tuple[int | None, int | None]:
+        """The model's training ``max_length``/``doc_stride`` (from its manifest), None where unknown."""
+        return self.max_length, self.doc_stride
 
 
 def save_pyfunc(path, model_dir) -> None:

@@ -72,6 +72,7 @@ def _train_examples(t, cfg: PhaseConfig):
 
 def build_train_sets(cfg: PhaseConfig, tokenizer):
     from xstilts.data.task_features import task_features
+    from xstilts.families import resolve_lengths
     from xstilts.tasks import get_task
     from xstilts.training.loop import TrainSet
 
@@ -82,11 +83,11 @@ def build_train_sets(cfg: PhaseConfig, tokenizer):
         examples = _train_examples(t, cfg)
         if not examples:
             raise XstiltsError(f"task {t.task}: no training examples ({t.split}, {t.languages})")
-        if task.family == "span_qa":
-            examples = [ex for ex in examples if ex.answers or ex.is_impossible]
+        examples = task.family.filter_examples(examples)
+        max_length, doc_stride = resolve_lengths(task, args.max_length, args.doc_stride)
         tf = task_features(task, examples, tokenizer, lang="+".join(t.languages) if t.spec is None else "spec",
                            split=t.split if t.spec is None else f"spec-{cfg.data_spec_hash()}",
-                           max_length=args.max_length, doc_stride=args.doc_stride)
+                           max_length=max_length, doc_stride=doc_stride)
         sets.append(TrainSet(t.task, tf.features, tf.collate, tf.units))
     if cfg.mlm is not None:
         sets.append(_mlm_set(cfg, tokenizer))
@@ -97,6 +98,7 @@ def _mlm_set(cfg: PhaseConfig, tokenizer):
     from functools import partial
 
     from xstilts.data.loading import load_examples
+    from xstilts.families import MASKED_LM
     from xstilts.training.loop import TrainSet
     from xstilts.training.mlm import collate_mlm, mask_sentences
 
@@ -105,7 +107,7 @@ def _mlm_set(cfg: PhaseConfig, tokenizer):
     for lang in m.languages:
         for ex in load_examples(m.task, lang, m.split, max_examples=m.max_examples):
             sentences += [s for s in (getattr(ex, "text_a", None), getattr(ex, "text_b", None)) if s]
-    feats = mask_sentences(sentences, tokenizer, max_length=cfg.training.max_length,
+    feats = mask_sentences(sentences, tokenizer, max_length=MASKED_LM.lengths(cfg.training.max_length, None)[0],
                            probability=m.mask_probability, seed=cfg.seed)
     return TrainSet("mlm", feats, partial(collate_mlm, pad_id=tokenizer.pad_token_id),
                     [[i] for i in range(len(feats))], weight=m.weight)
@@ -115,6 +117,7 @@ def build_dev_sets(cfg: PhaseConfig, tokenizer):
     from xstilts.data.loading import load_examples
     from xstilts.data.task_features import task_features
     from xstilts.evaluation.predict import EvalData
+    from xstilts.families import resolve_lengths
     from xstilts.tasks import get_task
 
     if cfg.selection == "last":
@@ -124,12 +127,12 @@ def build_dev_sets(cfg: PhaseConfig, tokenizer):
         task = get_task(t.task)
         for lang in t.dev_languages:
             examples = load_examples(t.task, lang, t.dev_split, source=t.source, max_examples=t.max_dev_examples)
-            if task.family == "span_qa":
-                examples = [ex for ex in examples if ex.answers or ex.is_impossible]
+            examples = task.family.filter_examples(examples)
             if not examples:
                 raise XstiltsError(f"task {t.task}: no labelled {t.dev_split} examples in {lang} for model selection")
+            max_length, doc_stride = resolve_lengths(task, cfg.training.max_length, cfg.training.doc_stride)
             tf = task_features(task, examples, tokenizer, lang=lang, split=t.dev_split,
-                               max_length=cfg.training.max_length, doc_stride=cfg.training.doc_stride)
+                               max_length=max_length, doc_stride=doc_stride)
             out.append(EvalData(task, lang, t.dev_split, examples, tf))
     return out
 
@@ -155,6 +158,7 @@ def build_model(cfg: PhaseConfig, init_dir: str | os.PathLike[str] | None = None
     """The model to train: heads on the bare encoder, or on the encoder of ``cfg.init_from``
     (read from ``init_dir``, its local copy, when the caller fetched it from the registry)."""
     from xstilts.encoders.loading import load_encoder
+    from xstilts.families import MASKED_LM
     from xstilts.models.multitask import HeadSpec, XstiltsModel
     from xstilts.models.persist import load_model
     from xstilts.tasks import get_task
@@ -162,9 +166,9 @@ def build_model(cfg: PhaseConfig, init_dir: str | os.PathLike[str] | None = None
     heads = []
     for t in cfg.tasks:
         task = get_task(t.task)
-        heads.append(HeadSpec(t.task, task.family, len(task.labels or ())))
+        heads.append(HeadSpec(t.task, task.family.name, len(task.labels or ())))
     if cfg.mlm is not None:
-        heads.append(HeadSpec("mlm", "mlm"))
+        heads.append(HeadSpec("mlm", MASKED_LM.name))
     if cfg.init_from:
         model = load_model(init_dir or cfg.init_from, keep_heads=False)
         for i, h in enumerate(heads):

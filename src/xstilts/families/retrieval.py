@@ -1,0 +1,140 @@
+"""Retrieval with the bare encoder: Tatoeba (nearest neighbour) and BUCC 2018 (bitext mining).
+
+No head and no training data: evaluation embeds sentences with one hidden layer
+of the encoder (:mod:`xstilts.evaluation.retrieval_eval`). The two tasks differ
+in their gold (line alignment vs. gold pairs), their scoring and their
+prediction files, so each has its own family object; both are named
+``retrieval``.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from xstilts.families.base import ServingField, ServingSchema, TaskFamily
+
+
+class Retrieval(TaskFamily):
+    """Sentences in, mean-pooled embeddings out; shared by Tatoeba and BUCC."""
+
+    name = "retrieval"
+    needs_head = False
+    serving = ServingSchema((ServingField("text", "string", doc="a sentence in any language"),),
+                            output="its embedding: the mean-pooled hidden layer evaluation uses, a list of floats")
+
+    def map_hub_datasets(self, task, datasets_: Sequence[Any], lang: str, split: str):
+        """One corpus from the rows of all datasets (gold pairs pair rows across them)."""
+        from xstilts.data.hub import label_names_of
+
+        rows = [row for ds in datasets_ for row in ds]
+        return task.from_hub_rows(rows, lang, split, label_names_of(datasets_[0], task) if datasets_ else None)
+
+    def require_gold(self, task, lang: str, split: str, data: Any) -> None:
+        from xstilts.evaluation.gold_check import refuse
+
+        if not data.source or not data.target:
+            raise refuse(task, lang, split, "the corpus is empty")
+
+    def load_eval_split(self, task, lang: str, split: str, *, max_examples: int | None,
+                        bucc_policy: str) -> tuple[Any, Any | None]:
+        """The whole corpus: retrieval keeps its own prefix rule (``max_examples`` sentences per side)."""
+        from xstilts.data.loading import load_parallel
+
+        corpus = load_parallel(task.name, lang, split)
+        self.require_gold(task, lang, split, corpus)
+        return corpus, None
+
+    def eval_layer(self, em, layer: int | None) -> int | None:
+        from xstilts.evaluation.retrieval_eval import default_layer
+
+        return default_layer(em.base_model, em.encoder.config.num_hidden_layers) if layer is None else layer
+
+    def eval_settings(self, *, bf16: bool, layer: int | None, max_tokens: int | None,
+                      bucc_policy: str) -> dict[str, Any]:
+        # pools hidden states of the fp32 encoder under autocast, as the encoder check does
+        return {"bf16_mode": "autocast" if bf16 else "off", "layer": layer, "pooling": "mean"}
+
+    def serve(self, task, model, tokenizer, rows: Sequence[Mapping[str, Any]], *, head: str | None,
+              max_length: int, doc_stride: int, batch_size: int = 32, base_model: str = "") -> list[Any]:
+        """Embed each row's ``text`` with the layer and length evaluation uses (no head involved)."""
+        from xstilts.encoders.embed import embed_sentences
+        from xstilts.evaluation.retrieval_eval import default_layer
+
+        for i, row in enumerate(rows):
+            self.check_row(i, row)
+        encoder = getattr(model, "encoder", model)
+        layer = default_layer(base_model, encoder.config.num_hidden_layers)
+        vectors = embed_sentences(encoder, tokenizer, [str(r["text"]) for r in rows], batch_size=batch_size,
+                                  max_length=max_length, layer=layer)
+        return vectors.tolist()
+
+
+class TatoebaRetrieval(Retrieval):
+    """xx -> en nearest neighbour; gold is the line alignment, predictions the retrieved line."""
+
+    def require_gold(self, task, lang: str, split: str, data: Any) -> None:
+        from xstilts.evaluation.gold_check import refuse
+
+        super().require_gold(task, lang, split, data)
+        # Gold is the line alignment itself: line i translates line i.
+        if len(data.source) != len(data.target):
+            raise refuse(task, lang, split, f"{len(data.source)} source lines but {len(data.target)} "
+                                            "English lines; Tatoeba gold is the line alignment")
+
+    def evaluate_language(self, em, task, head: str | None, item, split: str, *, max_examples: int | None,
+                          batch_size: int, bf16: bool, max_length: int, layer: int | None, bucc_policy: str,
+                          progress: str | None, max_tokens: int | None, doc_stride: int | None = None):
+        from xstilts.evaluation.retrieval_eval import evaluate_tatoeba
+
+        out = evaluate_tatoeba(em.encoder, em.tokenizer, item.data, layer=layer, bf16=bf16, batch_size=batch_size,
+                               max_examples=max_examples, max_length=max_length, progress=progress)
+        return out.scores, out.predictions, out.num_examples, out.details
+
+
+class BuccMining(Retrieval):
+    """Margin-based mining with a tuned score threshold; predictions are mined id pairs."""
+
+    def require_gold(self, task, lang: str, split: str, data: Any) -> None:
+        from xstilts.evaluation.gold_check import refuse
+
+        super().require_gold(task, lang, split, data)
+        if not data.gold:
+            raise refuse(task, lang, split, "no gold sentence pairs (the .gold file is missing or empty)")
+
+    def load_eval_split(self, task, lang: str, split: str, *, max_examples: int | None,
+                        bucc_policy: str) -> tuple[Any, Any | None]:
+        """The corpus, and under ``dev_tuned`` on test the dev corpus that tunes the threshold."""
+        from xstilts.data.loading import load_parallel
+        from xstilts.evaluation.runner import _real_local
+
+        corpus, _ = super().load_eval_split(task, lang, split, max_examples=max_examples, bucc_policy=bucc_policy)
+        tune = None
+        if bucc_policy == "dev_tuned" and split == "test" and _real_local(task, lang, "dev"):
+            tune = load_parallel(task.name, lang, "dev")
+            self.require_gold(task, lang, "dev", tune)
+        return corpus, tune
+
+    def eval_settings(self, *, bf16: bool, layer: int | None, max_tokens: int | None,
+                      bucc_policy: str) -> dict[str, Any]:
+        return super().eval_settings(bf16=bf16, layer=layer, max_tokens=max_tokens, bucc_policy=bucc_policy) \
+            | {"bucc_threshold_policy": bucc_policy}
+
+    def evaluate_language(self, em, task, head: str | None, item, split: str, *, max_examples: int | None,
+                          batch_size: int, bf16: bool, max_length: int, layer: int | None, bucc_policy: str,
+                          progress: str | None, max_tokens: int | None, doc_stride: int | None = None):
+        from xstilts.evaluation.retrieval_eval import evaluate_bucc_split
+
+        out = evaluate_bucc_split(em.encoder, em.tokenizer, item.data, policy=bucc_policy, layer=layer, bf16=bf16,
+                                  batch_size=batch_size, max_examples=max_examples, tune_corpus=item.tune,
+                                  max_length=max_length, progress=progress)
+        return out.scores, out.predictions, out.num_examples, out.details
+
+    def write_predictions(self, pred_dir: Path, task, split: str, lang: str, predictions: Any) -> Path:
+        from xstilts.evaluation import predictions as files
+
+        return files.write_pair_predictions(pred_dir, task.name, split, lang, predictions)
+
+
+TATOEBA = TatoebaRetrieval()
+BUCC = BuccMining()

@@ -1,0 +1,88 @@
+"""Word tagging (UD-POS, PAN-X): one label per word, on its first sub-token."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from xstilts.errors import XstiltsError
+from xstilts.families.base import ServingField, ServingSchema, TaskFamily
+
+
+class Tagging(TaskFamily):
+    """Token logits -> one tag per word; XTREME's file holds one tag per line, a blank line per sentence."""
+
+    name = "tagging"
+    serving = ServingSchema(
+        (ServingField("words", "list[string]", required=False, doc="the sentence, split into words"),
+         ServingField("text", "string", required=False, doc="or the sentence, split at whitespace")),
+        output="one tag per word")
+
+    def featurizer(self, task, tokenizer, *, max_length: int, doc_stride: int):
+        from xstilts.data.featurize.tagging import TaggingFeaturizer
+
+        return TaggingFeaturizer(tokenizer, list(task.labels), max_length=max_length)
+
+    def collate(self, features: Sequence[Any], pad_id: int) -> dict:
+        from xstilts.data.featurize.tagging import collate
+
+        return collate(features, pad_id=pad_id)
+
+    def build_head(self, num_labels: int, config):
+        from xstilts.models.heads import TaggingHead
+
+        return TaggingHead(config.hidden_size, num_labels, getattr(config, "hidden_dropout_prob", 0.1))
+
+    def forward(self, model, head, batch: Mapping[str, Any]):
+        from xstilts.models.heads import TaskOutput, cross_entropy
+
+        logits = head(model.encode(batch["input_ids"], batch["attention_mask"]))
+        labels = batch.get("labels")
+        loss = None if labels is None else cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+        return TaskOutput(loss, logits)
+
+    def decode(self, data, outputs: Iterable[tuple[list[int], list[int], Any]]) -> list[list[str]]:
+        from xstilts.data.featurize.tagging import word_predictions
+
+        feats = data.features.features
+        token_preds: list[Any] = [None] * len(feats)
+        for _units, rows, res in outputs:
+            for r, p in zip(rows, res.logits.float().argmax(-1).numpy()):
+                token_preds[r] = p[: len(feats[r].input_ids)]
+        labels = data.task.labels
+        return [[labels[i] for i in row] for row in word_predictions(feats, token_preds, data.examples)]
+
+    def gold(self, task, examples: Sequence[Any]) -> list[list[str]]:
+        return [list(ex.tags) for ex in examples]
+
+    def require_gold(self, task, lang: str, split: str, data: Any) -> None:
+        from xstilts.evaluation.gold_check import MIN_ITEMS_FOR_PLACEHOLDER, constant_value, refuse
+
+        if not data:
+            raise refuse(task, lang, split, "the split is empty")
+        n = len(data)
+        missing = sum(ex.tags is None for ex in data)
+        if missing:
+            raise refuse(task, lang, split, f"{missing} of {n} sentences have no gold tags")
+        only = constant_value([tag for ex in data for tag in ex.tags])
+        if only is not None and n >= MIN_ITEMS_FOR_PLACEHOLDER:
+            raise refuse(task, lang, split, f"every word of all {n} sentences is tagged {only!r}, "
+                                            "a placeholder for held-out gold tags")
+
+    def write_predictions(self, pred_dir: Path, task, split: str, lang: str, predictions: Any) -> Path:
+        from xstilts.evaluation import predictions as files
+
+        return files.write_tag_predictions(pred_dir, task.name, split, lang, predictions)
+
+    def check_row(self, i: int, row: Mapping[str, Any]) -> None:
+        if not row.get("words") and not str(row.get("text") or "").split():
+            raise XstiltsError(f"serving row {i}: give 'words' (a list of words) or 'text' (a sentence)")
+
+    def examples_from_rows(self, task, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
+        from xstilts.data.examples import TaggingExample
+
+        return [TaggingExample(str(i), "serve", tuple(str(w) for w in (r.get("words") or str(r["text"]).split())),
+                               None) for i, r in enumerate(rows)]
+
+
+TAGGING = Tagging()
