@@ -272,24 +272,13 @@ def evaluate_model(model_ref: str, task: str, *, langs: list[str] | None = None,
             models and receives the logs (default: opened on demand).
         num_hidden_layers: cut a bare encoder to this many layers (small test grids).
     """
-    from xstilts.evaluation.metrics.aggregate import summarize_task
-    from xstilts.evaluation.metrics.bucc import ThresholdPolicy
-    from xstilts.evaluation.metrics.registry import get_metric
     from xstilts.families import resolve_lengths
     from xstilts.runtime.cpu import resolve_bf16
     from xstilts.tasks import get_task
 
     start = time.perf_counter()
     t = get_task(task)
-    if t.kind != "target":
-        raise XstiltsError(f"task {task} is an intermediate task; evaluate scores the target tasks")
-    try:
-        bucc_threshold_policy = str(ThresholdPolicy(bucc_threshold_policy))
-    except ValueError:
-        raise UnknownNameError("BUCC threshold policy", bucc_threshold_policy,
-                               [p.value for p in ThresholdPolicy]) from None
-    if max_examples is not None and max_examples < 1:
-        raise XstiltsError(f"max_examples must be positive, got {max_examples}")
+    bucc_threshold_policy = _check_request(t, max_examples, bucc_threshold_policy)
     split = resolve_split(t, split, langs)
     languages = resolve_languages(t, split, langs)
     bf16 = resolve_bf16(bf16)
@@ -301,7 +290,6 @@ def evaluate_model(model_ref: str, task: str, *, langs: list[str] | None = None,
     max_length, _ = resolve_lengths(t, max_length or (em.max_length if t.family.needs_head else None))
     head = resolve_head(em.model, t) if t.family.needs_head else None
     layer = t.family.eval_layer(em, layer)
-    metric = get_metric(t.metric)
     settings: dict[str, Any] = {
         "model": str(model_ref), "task": t.name, "split": split, "langs": ",".join(languages),
         "max_examples": max_examples or "all", "batch_size": batch_size, "bf16": bf16,
@@ -313,21 +301,10 @@ def evaluate_model(model_ref: str, task: str, *, langs: list[str] | None = None,
     if em.tags.get("selection_policy"):
         settings["model_selection_policy"] = em.tags["selection_policy"]
     pred_dir = Path(out_dir) / "predictions"
-    results: list[LanguageResult] = []
-    for item in items:
-        lang = item.lang
-        t0 = time.perf_counter()
-        scores, predictions, n, details = _evaluate_language(
-            em, t, head, item, split, max_examples=max_examples, batch_size=batch_size, bf16=bf16,
-            max_length=max_length, layer=layer, bucc_policy=bucc_threshold_policy, progress=progress,
-            max_tokens=max_tokens)
-        path = _write_predictions(pred_dir, t, split, lang, predictions)
-        headline_value = sum(scores[k] for k in metric.headline) / len(metric.headline)
-        results.append(LanguageResult(lang, n, scores, headline_value, str(path), time.perf_counter() - t0, details))
-        log.info("%s %s %s: %s", t.name, split, lang, scores)
-    summary = summarize_task(t.name, {r.lang: r.scores for r in results}, metric.headline).as_metrics()
-    report = EvalReport(str(model_ref), t.name, split, t.metric, settings, results, summary,
-                        time.perf_counter() - start, predictions_dir=str(pred_dir / t.name))
+    results = [_score_language(em, t, head, item, split, pred_dir, max_examples=max_examples, batch_size=batch_size,
+                               bf16=bf16, max_length=max_length, layer=layer, bucc_policy=bucc_threshold_policy,
+                               progress=progress, max_tokens=max_tokens) for item in items]
+    report = _report(str(model_ref), t, split, settings, results, time.perf_counter() - start, pred_dir)
     write_report(report, out_dir)
     if log_to_mlflow:
         if store is None:
@@ -336,6 +313,45 @@ def evaluate_model(model_ref: str, task: str, *, langs: list[str] | None = None,
             store = RunStore.open()
         report.run_id = log_report(report, em, store, run_id=run_id)
     return report
+
+
+def _check_request(t, max_examples: int | None, bucc_threshold_policy: str) -> str:
+    """Refuse an intermediate task or a bad cap; the BUCC policy, validated."""
+    from xstilts.evaluation.metrics.bucc import ThresholdPolicy
+
+    if t.kind != "target":
+        raise XstiltsError(f"task {t.name} is an intermediate task; evaluate scores the target tasks")
+    if max_examples is not None and max_examples < 1:
+        raise XstiltsError(f"max_examples must be positive, got {max_examples}")
+    try:
+        return str(ThresholdPolicy(bucc_threshold_policy))
+    except ValueError:
+        raise UnknownNameError("BUCC threshold policy", bucc_threshold_policy,
+                               [p.value for p in ThresholdPolicy]) from None
+
+
+def _score_language(em: EvalModel, t, head: str | None, item: LanguageData, split: str, pred_dir: Path,
+                    **kw) -> LanguageResult:
+    """One language: predict, write XTREME's prediction file, score."""
+    from xstilts.evaluation.metrics.registry import get_metric
+
+    t0 = time.perf_counter()
+    scores, predictions, n, details = _evaluate_language(em, t, head, item, split, **kw)
+    path = _write_predictions(pred_dir, t, split, item.lang, predictions)
+    keys = get_metric(t.metric).headline
+    log.info("%s %s %s: %s", t.name, split, item.lang, scores)
+    return LanguageResult(item.lang, n, scores, sum(scores[k] for k in keys) / len(keys), str(path),
+                          time.perf_counter() - t0, details)
+
+
+def _report(model_ref: str, t, split: str, settings: dict, results: list[LanguageResult], seconds: float,
+            pred_dir: Path) -> EvalReport:
+    from xstilts.evaluation.metrics.aggregate import summarize_task
+    from xstilts.evaluation.metrics.registry import get_metric
+
+    summary = summarize_task(t.name, {r.lang: r.scores for r in results}, get_metric(t.metric).headline).as_metrics()
+    return EvalReport(model_ref, t.name, split, t.metric, settings, results, summary, seconds,
+                      predictions_dir=str(pred_dir / t.name))
 
 
 def report_path(out_dir: str | os.PathLike[str], task: str, split: str) -> Path:
