@@ -15,8 +15,22 @@ from xstilts import __version__
 from xstilts.errors import XstiltsError
 
 
+def _progress_lines() -> None:
+    """Job-by-job progress (``xstilts.progress``) goes to stderr as one timestamped line each."""
+    import logging
+
+    logger = logging.getLogger("xstilts.progress")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
 class _Group(click.Group):
     def invoke(self, ctx: click.Context):
+        _progress_lines()
         try:
             return super().invoke(ctx)
         except XstiltsError as exc:

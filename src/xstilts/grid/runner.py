@@ -101,7 +101,8 @@ def _execute(store, cfg: GridConfig, plan, parent: str, out: Path, progress: boo
     from xstilts.grid.jobs import JobContext
 
     ctx = JobContext.create(store, parent_run_id=parent, eval_dir=out / "evaluations", progress=progress)
-    return InProcessExecutor(ctx, on_done=lambda e: log.warning(describe(e))).run(plan)
+    progress_log = logging.getLogger("xstilts.progress")  # one line per finished job (see cli.py)
+    return InProcessExecutor(ctx, on_done=lambda e: progress_log.info(describe(e))).run(plan)
 
 
 def _count(result: GridResult, plan, outcomes: dict) -> None:
