@@ -62,3 +62,23 @@ def test_only_the_run_store_talks_to_mlflow():
              for line in mlflow_imports(text)]
     assert not found, "MLflow imported outside the run store:\n" + "\n".join(found)
     assert mlflow_imports("import mlflow\nfrom mlflow import MlflowClient\n") == [1, 2]
+
+
+#: Work functions get everything through arguments: no environment reads, no tracking setup.
+WORK_MODULES = ("training/phase.py", "training/loop.py", "evaluation/runner.py", "evaluation/predict.py",
+                "grid/plan.py", "grid/executor.py")
+
+
+def environment_reads(source: str) -> list[int]:
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "putenv") \
+                and isinstance(node.value, ast.Name) and node.value.id == "os":
+            lines.append(node.lineno)
+    return sorted(lines)
+
+
+def test_work_functions_read_no_environment_variables():
+    found = [f"{rel}:{line}" for rel in WORK_MODULES for line in environment_reads((SRC / rel).read_text())]
+    assert not found, "environment read in a work module (pass it in instead):\n" + "\n".join(found)
+    assert environment_reads("import os\nx = os.environ.get('A')\ny = os.getenv('B')\n") == [2, 3]

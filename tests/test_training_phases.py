@@ -113,7 +113,7 @@ def test_mixture_of_families_with_mlm_trains_every_head(tracking):
                       mlm=MLMConfig(languages=["sw", "hi"], max_examples=16),
                       training=TrainingArgs(batch_size=4, max_steps=12, max_length=48))
     result = run_phase(cfg, progress=False)
-    model = load_model(fetch_model_dir(result.model_uri))
+    model = load_model(RunStore.open().fetch_model_dir(result.model_uri))
     assert set(model.heads) == {"commonsenseqa", "xnli", "mlm"}
     history = mlflow.MlflowClient().get_metric_history(result.run_id, "train.loss")
     assert history and all(h.value == h.value and h.value < 20 for h in history)  # finite losses
@@ -126,7 +126,7 @@ def test_span_qa_target_trains_on_real_tydiqa_rows(tracking):
                       training=TrainingArgs(batch_size=4, max_steps=6, max_length=128, doc_stride=64))
     result = run_phase(cfg, progress=False)
     assert not result.reused and result.loop.steps == 6
-    assert set(load_model(fetch_model_dir(result.model_uri)).heads) == {"tydiqa"}
+    assert set(load_model(RunStore.open().fetch_model_dir(result.model_uri)).heads) == {"tydiqa"}
 
 
 def test_evaluation_callback_sees_every_dev_score_and_can_stop_the_run(tmp_path, default_encoder_dir):
