@@ -144,7 +144,8 @@ def served(encoder_2layer, xlmr_tokenizer):
     model = XstiltsModel(encoder_2layer, heads, seed=3).eval()
     pyfunc = XstiltsPyfunc()
     pyfunc.model, pyfunc.tokenizer = model, xlmr_tokenizer
-    pyfunc.manifest = {"base_model": "multilingual-e5-small", "config": {"training": {"max_length": None}}}
+    pyfunc.manifest = {"base_model": "multilingual-e5-small", "max_length": None, "doc_stride": None}
+    pyfunc.base_model, pyfunc.max_length, pyfunc.doc_stride = "multilingual-e5-small", None, None
     return pyfunc
 
 
