@@ -69,7 +69,7 @@ def write_graph(em, task, head: str | None, module, out: Path, *, precision: str
 
 def export_model(model_ref: str, *, task_name: str | None = None, precision: str = "fp32",
                  out_dir: str | os.PathLike[str], max_examples: int = 200, store=None,
-                 check: bool = True) -> ExportResult:
+                 check: bool = True, parity_per_lang: int = 4) -> ExportResult:
     """Load ``model_ref``, trace its head to ONNX, check it against PyTorch and write the bundle.
 
     Raises:
@@ -98,7 +98,7 @@ def export_model(model_ref: str, *, task_name: str | None = None, precision: str
     store_tokenizer(em.tokenizer, out / TOKENIZER_DIR)
     onnx_model = OnnxModel(graph, head=head, tokenizer=em.tokenizer)
     parity = checks.logit_parity(task, module, onnx_model, em.tokenizer, max_length=max_length,
-                                 doc_stride=doc_stride, sentences=checks.parity_sentences())
+                                 doc_stride=doc_stride, sentences=checks.parity_sentences(per_lang=parity_per_lang))
     drift = checks.metric_drift(task, torch_side, onnx_model, em.tokenizer, head=head, max_length=max_length,
                                 doc_stride=doc_stride, max_examples=max_examples)
     if check:

@@ -22,8 +22,11 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from fastapi import Request
+
 from xstilts.serving.batching import DynamicBatcher
 from xstilts.serving.limits import Limits, RequestError, check_rows, rows_from_scoring
+from xstilts.serving.schemas import TaskRequest
 
 
 @dataclass(frozen=True)
@@ -142,10 +145,6 @@ def _pick(served: dict[str, _Served], name: str | None) -> _Served:
 
 
 def _add_predict_routes(app, served: dict[str, _Served], settings: ServeSettings) -> None:
-    from fastapi import Request
-
-    from xstilts.serving.schemas import TaskRequest
-
     @app.post("/invocations")
     async def invocations(request: Request, model: str | None = None) -> dict:
         """MLflow's scoring protocol; the predictions are the model family's plain outputs."""

@@ -66,7 +66,11 @@ class DynamicBatcher:
         flat = [r for rows, _ in items for r in rows]
         try:
             out = await loop.run_in_executor(self.executor, self.predict, flat)
-        except Exception as exc:  # noqa: BLE001 - handed to the waiting requests
+        except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting requests (a tokenizer panic too)
+            if not isinstance(exc, Exception):
+                exc = RuntimeError(f"{type(exc).__name__}: {exc}")
             if len(items) > 1:
                 for item in items:
                     await self._run([item])
