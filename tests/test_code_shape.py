@@ -8,8 +8,10 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "xstilts"
 MAX_LINES = 60
 #: A function may be longer when its docstring says why, with this phrase.
 EXCUSE = "Long because"
-#: The run store owns the tracking client; the pyfunc modules are the logged model's own code.
-MLFLOW_MODULES = {"tracking/store.py", "tracking/pyfunc.py", "tracking/pyfunc_code.py"}
+#: The run store owns the tracking client; the pyfunc modules (PyTorch and ONNX) are the logged
+#: models' own code.
+MLFLOW_MODULES = {"tracking/store.py", "tracking/pyfunc.py", "tracking/pyfunc_code.py",
+                  "tracking/onnx_pyfunc.py", "tracking/onnx_pyfunc_code.py"}
 
 
 def _body_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:

@@ -130,6 +130,8 @@ def model_check(model_ref, langs, max_pairs, layer, bf16, random_init, num_layer
 
 def _add_subgroups() -> None:
     from xstilts.evaluation.commands import evaluate
+    from xstilts.export.commands import champion_command, export_command
+    from xstilts.serving.commands import serve_command
     from xstilts.grid.commands import analyze_command, grid_command
     from xstilts.tasks.commands import tasks_group
     from xstilts.training.commands import intermediate_command, target_command
@@ -140,6 +142,9 @@ def _add_subgroups() -> None:
     main.add_command(target_command)
     main.add_command(grid_command)
     main.add_command(analyze_command)
+    main.add_command(export_command)
+    main.add_command(champion_command)
+    main.add_command(serve_command)
 
 
 _add_subgroups()

@@ -205,3 +205,59 @@ class TaskFamily:
                                  doc_stride=doc_stride, cache=False)
         data = EvalData(task, "serve", "serve", examples, features)
         return self.response(predict(model, head, data, batch_size=batch_size), examples)
+
+    # -- ONNX export and serving from an export ------------------------------------------
+    #: the exported graph's outputs and their dynamic axes (by position; None: fixed)
+    export_outputs: ClassVar[dict[str, tuple[str | None, ...]]] = {"logits": ("batch", None)}
+    #: dynamic axes of ``input_ids`` / ``attention_mask``
+    export_input_axes: ClassVar[tuple[str, ...]] = ("batch", "sequence")
+    #: the task-shaped HTTP endpoint of this family (``POST /models/{name}/{endpoint}``)
+    endpoint: ClassVar[str] = "predict"
+
+    def export_module(self, model, head: str | None, *, base_model: str = ""):
+        """The torch module ``torch.onnx.export`` traces: ``(input_ids, attention_mask) -> outputs``,
+        computed as :meth:`forward` computes them (so span logits come masked as in evaluation)."""
+        from xstilts.export.graphs import HeadGraph
+
+        return HeadGraph(model, head)
+
+    def rows_from_sentences(self, sentences: Sequence[str]) -> list[dict[str, Any]]:
+        """Request rows of this family built from real sentences (export parity checks)."""
+        return [{"text": s} for s in sentences]
+
+    def graph_batches(self, task, tokenizer, rows: Sequence[Mapping[str, Any]], *, max_length: int,
+                      doc_stride: int, batch_size: int = 8) -> list[dict[str, Any]]:
+        """``{input_ids, attention_mask}`` torch batches of ``rows`` as evaluation featurizes them."""
+        from xstilts.data.task_features import task_features
+
+        f = task_features(task, self.examples_from_rows(task, rows), tokenizer, lang="export", split="export",
+                          max_length=max_length, doc_stride=doc_stride, cache=False)
+        out = []
+        for start in range(0, len(f.units), batch_size):
+            idx = [i for u in f.units[start:start + batch_size] for i in u]
+            batch = f.collate([f.features[i] for i in idx])
+            out.append({k: batch[k] for k in ("input_ids", "attention_mask")})
+        return out
+
+    def score_exported(self, task, model, tokenizer, examples: Sequence[Any], *, lang: str, split: str,
+                       head: str | None, max_length: int, doc_stride: int,
+                       max_examples: int | None = None) -> dict[str, float]:
+        """The task metric of ``model`` (an ``XstiltsModel`` or an ONNX model called the same way) on
+        ``examples`` (as :meth:`load_eval_split` returns them, already cut to ``max_examples``)."""
+        from xstilts.data.task_features import task_features
+        from xstilts.evaluation.predict import EvalData, predict, score
+
+        features = task_features(task, examples, tokenizer, lang=lang, split=split, max_length=max_length,
+                                 doc_stride=doc_stride, cache=False)
+        data = EvalData(task, lang, split, list(examples), features)
+        return score(data, predict(model, head, data, batch_size=32))
+
+    def serve_exported(self, task, model, tokenizer, rows: Sequence[Mapping[str, Any]], *, max_length: int,
+                       doc_stride: int, batch_size: int = 32) -> list[Any]:
+        """:meth:`serve` on an exported model (an ONNX model called like ``XstiltsModel``)."""
+        return self.serve(task, model, tokenizer, rows, head=model.head, max_length=max_length,
+                          doc_stride=doc_stride, batch_size=batch_size)
+
+    def describe(self, rows: Sequence[Mapping[str, Any]], responses: Sequence[Any]) -> list[dict[str, Any]]:
+        """The task-shaped endpoint's answer per row, from :meth:`serve`'s responses."""
+        return [{"label": r} for r in responses]

@@ -15,6 +15,7 @@ class SentenceClassification(TaskFamily):
         (ServingField("text", "string", doc="the sentence (the premise of a pair)"),
          ServingField("text_pair", "string", required=False, doc="the second sentence of a pair")),
         output="the predicted label string")
+    endpoint = "classify"
 
     def featurizer(self, task, tokenizer, *, max_length: int, doc_stride: int):
         from xstilts.data.featurize.classification import ClassificationFeaturizer
@@ -62,6 +63,10 @@ class SentenceClassification(TaskFamily):
         return [SentenceExample(str(i), "serve", str(r["text"]),
                                 None if r.get("text_pair") in (None, "") else str(r["text_pair"]), None)
                 for i, r in enumerate(rows)]
+
+    def rows_from_sentences(self, sentences: Sequence[str]) -> list[dict[str, Any]]:
+        """Each sentence paired with the next (pairs exercise the separator tokens)."""
+        return [{"text": s, "text_pair": sentences[(i + 1) % len(sentences)]} for i, s in enumerate(sentences)]
 
 
 SENTENCE_CLASSIFICATION = SentenceClassification()

@@ -16,6 +16,9 @@ class MultipleChoice(TaskFamily):
          ServingField("question", "string", doc="the question or the start of the sentence"),
          ServingField("choices", "list[string]", doc="at least two answers or endings")),
         output="the index of the predicted choice")
+    endpoint = "choose"
+    export_input_axes = ("batch", "choices", "sequence")
+    export_outputs = {"logits": ("batch", "choices")}
 
     def featurizer(self, task, tokenizer, *, max_length: int, doc_stride: int):
         from xstilts.data.featurize.multiple_choice import MultipleChoiceFeaturizer
@@ -70,6 +73,14 @@ class MultipleChoice(TaskFamily):
         return [MultipleChoiceExample(str(i), "serve", str(r.get("context") or ""), str(r["question"]),
                                       tuple(str(c) for c in r["choices"]), None)
                 for i, r in enumerate(rows)]
+
+    def rows_from_sentences(self, sentences: Sequence[str]) -> list[dict[str, Any]]:
+        n = len(sentences)
+        return [{"question": s, "choices": [sentences[(i + 1) % n], sentences[(i + 2) % n]]}
+                for i, s in enumerate(sentences)]
+
+    def describe(self, rows: Sequence[Mapping[str, Any]], responses: Sequence[Any]) -> list[dict[str, Any]]:
+        return [{"choice": int(r), "text": str(row["choices"][int(r)])} for row, r in zip(rows, responses)]
 
 
 MULTIPLE_CHOICE = MultipleChoice()

@@ -22,6 +22,8 @@ class Retrieval(TaskFamily):
     needs_head = False
     serving = ServingSchema((ServingField("text", "string", doc="a sentence in any language"),),
                             output="its embedding: the mean-pooled hidden layer evaluation uses, a list of floats")
+    endpoint = "embed"
+    export_outputs = {"embeddings": ("batch", None)}
 
     def map_hub_datasets(self, task, datasets_: Sequence[Any], lang: str, split: str):
         """One corpus from the rows of all datasets (gold pairs pair rows across them)."""
@@ -68,6 +70,43 @@ class Retrieval(TaskFamily):
         vectors = embed_sentences(encoder, tokenizer, [str(r["text"]) for r in rows], batch_size=batch_size,
                                   max_length=max_length, layer=layer)
         return vectors.tolist()
+
+    # -- export: the encoder's mean-pooled sentence embeddings ---------------------------
+    def export_module(self, model, head: str | None, *, base_model: str = ""):
+        """Mean pooling over the mask of the layer evaluation pools (the encoder alone, no head)."""
+        from xstilts.evaluation.retrieval_eval import default_layer
+        from xstilts.export.graphs import EmbeddingGraph
+
+        encoder = getattr(model, "encoder", model)
+        return EmbeddingGraph(encoder, default_layer(base_model, encoder.config.num_hidden_layers))
+
+    def graph_batches(self, task, tokenizer, rows: Sequence[Mapping[str, Any]], *, max_length: int,
+                      doc_stride: int, batch_size: int = 8) -> list[dict[str, Any]]:
+        texts = [str(r["text"]) for r in rows]
+        return [dict(tokenizer(texts[i:i + batch_size], truncation=True, max_length=max_length, padding=True,
+                               return_tensors="pt", return_token_type_ids=False))
+                for i in range(0, len(texts), batch_size)]
+
+    def score_exported(self, task, model, tokenizer, examples: Any, *, lang: str, split: str,
+                       head: str | None, max_length: int, doc_stride: int,
+                       max_examples: int | None = None) -> dict[str, float]:
+        """xx->en top-1 accuracy of ``model.embed`` on the first ``max_examples`` aligned lines of a
+        corpus (``examples``: a parallel corpus; Tatoeba's gold is the line alignment)."""
+        from xstilts.evaluation.metrics.retrieval import tatoeba_accuracy
+
+        n = len(examples.source) if max_examples is None else min(max_examples, len(examples.source))
+        src = model.embed(list(examples.source[:n]), max_length=max_length)
+        tgt = model.embed(list(examples.target[:n]), max_length=max_length)
+        return {"accuracy": tatoeba_accuracy(src, tgt).xx_to_en}
+
+    def serve_exported(self, task, model, tokenizer, rows: Sequence[Mapping[str, Any]], *, max_length: int,
+                       doc_stride: int, batch_size: int = 32) -> list[Any]:
+        for i, row in enumerate(rows):
+            self.check_row(i, row)
+        return model.embed([str(r["text"]) for r in rows], max_length=max_length).tolist()
+
+    def describe(self, rows: Sequence[Mapping[str, Any]], responses: Sequence[Any]) -> list[dict[str, Any]]:
+        return [{"embedding": v, "dim": len(v)} for v in responses]
 
 
 class TatoebaRetrieval(Retrieval):

@@ -17,6 +17,8 @@ class SpanQA(TaskFamily):
     serving = ServingSchema(
         (ServingField("question", "string"), ServingField("context", "string", doc="the passage to answer from")),
         output="the answer text, cut from the context")
+    endpoint = "answer"
+    export_outputs = {"start_logits": ("batch", "sequence"), "end_logits": ("batch", "sequence")}
 
     def filter_examples(self, examples: list[Any]) -> list[Any]:
         """Drop questions without an answer unless marked unanswerable: they would teach the CLS answer."""
@@ -96,6 +98,21 @@ class SpanQA(TaskFamily):
 
     def response(self, predictions: Any, examples: Sequence[Any]) -> list[Any]:
         return [predictions[ex.guid] for ex in examples]
+
+    def rows_from_sentences(self, sentences: Sequence[str]) -> list[dict[str, Any]]:
+        """Each sentence asks about a context of the next three."""
+        n = len(sentences)
+        return [{"question": s, "context": " ".join(sentences[(i + k) % n] for k in (1, 2, 3))}
+                for i, s in enumerate(sentences)]
+
+    def describe(self, rows: Sequence[Mapping[str, Any]], responses: Sequence[Any]) -> list[dict[str, Any]]:
+        """The answer and its character offsets in the context (the first occurrence of the text)."""
+        out = []
+        for row, answer in zip(rows, responses):
+            start = str(row["context"]).find(answer) if answer else -1
+            out.append({"answer": answer, "start": start if start >= 0 else None,
+                        "end": start + len(answer) if start >= 0 else None})
+        return out
 
 
 SPAN_QA = SpanQA()

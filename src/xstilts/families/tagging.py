@@ -17,6 +17,8 @@ class Tagging(TaskFamily):
         (ServingField("words", "list[string]", required=False, doc="the sentence, split into words"),
          ServingField("text", "string", required=False, doc="or the sentence, split at whitespace")),
         output="one tag per word")
+    endpoint = "tag"
+    export_outputs = {"logits": ("batch", "sequence", None)}
 
     def featurizer(self, task, tokenizer, *, max_length: int, doc_stride: int):
         from xstilts.data.featurize.tagging import TaggingFeaturizer
@@ -83,6 +85,50 @@ class Tagging(TaskFamily):
 
         return [TaggingExample(str(i), "serve", tuple(str(w) for w in (r.get("words") or str(r["text"]).split())),
                                None) for i, r in enumerate(rows)]
+
+    def describe(self, rows: Sequence[Mapping[str, Any]], responses: Sequence[Any]) -> list[dict[str, Any]]:
+        """Words with their tags and character offsets, and the BIO entities (``B-X I-X ...``) they form.
+
+        Offsets index the row's ``text``, or ``" ".join(words)`` when words were given.
+        """
+        out = []
+        for row, tags in zip(rows, responses):
+            text, spans = word_spans(row)
+            tokens = [{"word": text[a:b], "tag": t, "start": a, "end": b} for (a, b), t in zip(spans, tags)]
+            out.append({"tokens": tokens, "entities": bio_entities(text, spans, tags)})
+        return out
+
+
+def word_spans(row: Mapping[str, Any]) -> tuple[str, list[tuple[int, int]]]:
+    """The row's text and the ``(start, end)`` of each word, as :meth:`Tagging.examples_from_rows` splits it."""
+    if row.get("words"):
+        words = [str(w) for w in row["words"]]
+        starts = [sum(len(w) + 1 for w in words[:i]) for i in range(len(words))]
+        return " ".join(words), [(s, s + len(w)) for s, w in zip(starts, words)]
+    text = str(row["text"])
+    spans, at = [], 0
+    for word in text.split():
+        at = text.index(word, at)
+        spans.append((at, at + len(word)))
+        at += len(word)
+    return text, spans
+
+
+def bio_entities(text: str, spans: Sequence[tuple[int, int]], tags: Sequence[str]) -> list[dict[str, Any]]:
+    """Entities of BIO tags: a ``B-X`` (or a stray ``I-X``) starts one, following ``I-X`` extend it."""
+    entities: list[dict[str, Any]] = []
+    current: dict[str, Any] | None = None
+    for (a, b), tag in zip(spans, tags):
+        kind = tag[2:] if tag[:2] in ("B-", "I-") else None
+        if kind is not None and tag.startswith("I-") and current is not None and current["label"] == kind:
+            current["end"] = b
+        elif kind is not None:
+            current = {"label": kind, "start": a, "end": b}
+            entities.append(current)
+        else:
+            current = None
+    return [{"text": text[e["start"]:e["end"]], "label": e["label"], "start": e["start"], "end": e["end"]}
+            for e in entities]
 
 
 TAGGING = Tagging()

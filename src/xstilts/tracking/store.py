@@ -329,7 +329,8 @@ class RunStore:
         return RegisteredModel(mv.name, str(mv.version), run_id, tags)
 
     def best_model(self, name: str, *, metric: str = "selected.dev_score",
-                   filter_tags: dict[str, str] | None = None) -> RegisteredModel | None:
+                   filter_tags: dict[str, str] | None = None,
+                   exclude_tags: dict[str, str] | None = None) -> RegisteredModel | None:
         """The READY version of registered model ``name`` whose training run scored
         highest on ``metric`` (default: the English dev score that selected it);
         ties go to the newer version. None when no version has the metric."""
@@ -342,6 +343,8 @@ class RunStore:
         scored = []
         for v in versions:
             if v.status != "READY" or any(v.tags.get(k) != val for k, val in (filter_tags or {}).items()):
+                continue
+            if any(v.tags.get(k) == val for k, val in (exclude_tags or {}).items()):
                 continue
             value = self.client.get_run(v.run_id).data.metrics.get(metric)
             if value is not None:
@@ -373,6 +376,62 @@ class RunStore:
             path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact, dst_path=tmp,
                                                        tracking_uri=self.tracking_uri)
             return json.loads(Path(path).read_text())
+
+
+    # -- export/serving --------------------------------------------------------------
+    def register_export(self, bundle_dir, *, name: str, tags: dict[str, str], input_example: list[dict],
+                        parent_run_id: str | None = None) -> RegisteredModel:
+        """Log an exported bundle (ONNX graph, tokenizer, manifest) as a models-from-code pyfunc with
+        signature and input example in a new run, and register it as ``name`` tagged ``tags``."""
+        import pandas as pd
+
+        from xstilts.export.runtime import read_serve_manifest
+        from xstilts.tracking.onnx_pyfunc import save_onnx_pyfunc
+
+        manifest = read_serve_manifest(bundle_dir)
+        run_id = self.start_run(f"export-{manifest['task']}-{manifest['precision']}", {"phase": "export", **tags},
+                                parent_id=parent_run_id, adopt_launch=True)
+        try:
+            self._log(run_id, params={"task": manifest["task"], "precision": manifest["precision"],
+                                      "opset": manifest["opset"], "source_model": manifest["source_model"]})
+            self.client.log_dict(run_id, manifest["checks"], "export/checks.json")
+            with tempfile.TemporaryDirectory(prefix="xstilts-onnx-pyfunc-") as tmp:
+                save_onnx_pyfunc(Path(tmp) / MODEL_ARTIFACT, bundle_dir, signature=_signature(manifest["serving"]),
+                                 input_example=pd.DataFrame(input_example))
+                self.client.log_artifacts(run_id, str(Path(tmp) / MODEL_ARTIFACT), MODEL_ARTIFACT)
+            model = self._create_version(run_id, name, tags)
+        except BaseException:
+            self.end_run(run_id, "FAILED")
+            raise
+        self._log(run_id, tags={"registered_model": model.uri})
+        self.end_run(run_id, "FINISHED")
+        return model
+
+    def fetch_export_bundle(self, ref: str, dst=None) -> Path:
+        """A local exported bundle for ``ref`` (``models:/xstilts-serve-...`` or a bundle directory)."""
+        import mlflow
+
+        from xstilts.export.runtime import SERVE_MANIFEST
+
+        path = Path(ref).expanduser()
+        if (path / SERVE_MANIFEST).is_file():
+            return path
+        registered = self.resolve_registered(ref)
+        dst = Path(dst or tempfile.mkdtemp(prefix="xstilts-export-"))
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=registered.uri, dst_path=str(dst),
+                                                         tracking_uri=self.tracking_uri))
+        found = [p.parent for p in local.rglob(SERVE_MANIFEST)]
+        if len(found) != 1:
+            raise XstiltsError(f"{ref} holds {len(found)} exported bundles, expected 1 (is it an xstilts-serve model?)")
+        return found[0]
+
+    def set_champion(self, name: str) -> RegisteredModel:
+        """Alias ``champion`` on the best version of ``name`` under :data:`CHAMPION_POLICY`."""
+        best = self.best_model(name, exclude_tags={"oracle_selection": "true"})
+        if best is None:
+            raise XstiltsError(f"no READY version of {name} has a selected.dev_score to rank it by")
+        self.set_alias(best, CHAMPION_ALIAS)
+        return best
 
 
 EVAL_RECORD = "evaluation/record.json"
@@ -423,3 +482,22 @@ class JobRun:
         model = self.store.register(self.run_id, model_dir, name=name, tags=tags)
         self.set_tags({"registered_model": model.uri})
         return model
+
+
+
+# -- export/serving (module helpers) ------------------------------------------------------
+#: ``xstilts champion``'s policy: the best English dev score among non-oracle versions, ties -> newer.
+CHAMPION_ALIAS = "champion"
+CHAMPION_POLICY = ("highest selected.dev_score (the English dev score that selected the model) among versions "
+                   "not selected on target-language dev (oracle_selection != true); ties go to the newer version")
+
+
+def _signature(serving: dict):
+    """An MLflow signature from a family's serving schema (optional columns stay optional)."""
+    from mlflow.types.schema import Array, ColSpec, DataType, Schema
+
+    cols = [ColSpec(Array(DataType.string) if f["type"] == "list[string]" else DataType.string, f["name"],
+                    required=bool(f["required"])) for f in serving["inputs"]]
+    from mlflow.models.signature import ModelSignature
+
+    return ModelSignature(inputs=Schema(cols))

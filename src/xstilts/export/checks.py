@@ -1,0 +1,107 @@
+"""The checks every export passes before it is registered (their figures become version tags).
+
+1. **Logit parity** on real sentences (Tatoeba test lines) in :data:`PARITY_LANGS`, made into
+   request rows of the family (``TaskFamily.rows_from_sentences``), featurized as serving
+   does: the max abs difference between PyTorch (fp32) and ONNX Runtime over every output.
+   fp32 must stay within :data:`FP32_TOLERANCE`; int8 is reported (its logits move by design).
+2. **Metric drift** on the task's English dev (test where a task has no dev) subset and two
+   low-resource languages (the lowest Joshi classes among the task's languages with local
+   gold): ONNX score minus PyTorch score (percent points); fp32 within
+   :data:`FP32_MAX_DRIFT`, int8 within :data:`INT8_MAX_DRIFT`.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+
+from xstilts.errors import XstiltsError
+
+log = logging.getLogger(__name__)
+
+#: 12 languages of 8 scripts (Tatoeba codes); English comes from the English side.
+PARITY_LANGS = ("en", "de", "fr", "ru", "zh", "ar", "hi", "ja", "sw", "jv", "te", "ta")
+FP32_TOLERANCE = 1e-3       # max abs logit difference, fp32
+FP32_MAX_DRIFT = 0.01       # metric points, fp32 (numerically zero)
+INT8_MAX_DRIFT = 0.5        # metric points, int8
+
+
+def parity_sentences(langs=PARITY_LANGS, per_lang: int = 4) -> dict[str, list[str]]:
+    """The first ``per_lang`` Tatoeba test lines of each language (English: the English side)."""
+    from xstilts.data.loading import load_parallel
+
+    out = {}
+    for lang in langs:
+        corpus = load_parallel("tatoeba", "de" if lang == "en" else lang, "test")
+        out[lang] = list((corpus.target if lang == "en" else corpus.source)[:per_lang])
+    return out
+
+
+def logit_parity(task, module, onnx_model, tokenizer, *, max_length: int, doc_stride: int,
+                 sentences: dict[str, list[str]]) -> dict[str, Any]:
+    """Max abs difference of every output, per language and over all (PyTorch fp32 vs ONNX)."""
+    family = task.family
+    per_lang = {}
+    module.eval()
+    for lang, lines in sentences.items():
+        worst = 0.0
+        for batch in family.graph_batches(task, tokenizer, family.rows_from_sentences(lines),
+                                          max_length=max_length, doc_stride=doc_stride):
+            with torch.inference_mode():
+                ref = module(batch["input_ids"], batch["attention_mask"])
+            ref = ref if isinstance(ref, tuple) else (ref,)
+            got = onnx_model.run({k: v.numpy() for k, v in batch.items()})
+            for r, g in zip(ref, got):
+                worst = max(worst, float(np.abs(r.float().numpy() - g).max()))
+        per_lang[lang] = worst
+    return {"max_abs_diff": max(per_lang.values()), "languages": len(per_lang), "per_language": per_lang}
+
+
+def drift_languages(task) -> list[str]:
+    """English first, then the task's languages from the lowest resource class up."""
+    from xstilts.analysis.resource_groups import JOSHI_CLASS
+
+    others = sorted((lang for lang in task.languages if lang != "en"), key=lambda x: (JOSHI_CLASS.get(x, 9), x))
+    return ["en", *others] if "en" in task.languages else others
+
+
+def metric_drift(task, torch_side, onnx_side, tokenizer, *, head: str | None, max_length: int, doc_stride: int,
+                 max_examples: int, low_resource: int = 2) -> dict[str, Any]:
+    """Task metric of both sides on English and ``low_resource`` languages that have local gold."""
+    from xstilts.evaluation.predict import headline
+
+    split = "dev" if "dev" in task.splits else "test"
+    rows, skipped = {}, {}
+    wanted = low_resource + ("en" in task.languages)
+    for lang in drift_languages(task):
+        if len(rows) >= wanted:
+            break
+        try:
+            data, _ = task.family.load_eval_split(task, lang, split, max_examples=max_examples,
+                                                  bucc_policy="dev_tuned")
+        except (XstiltsError, OSError) as exc:
+            skipped[lang] = str(exc)[:200]
+            continue
+        kw = dict(lang=lang, split=split, head=head, max_length=max_length, doc_stride=doc_stride,
+                  max_examples=max_examples)
+        ref = headline(task, task.family.score_exported(task, torch_side, tokenizer, data, **kw))
+        got = headline(task, task.family.score_exported(task, onnx_side, tokenizer, data, **kw))
+        rows[lang] = {"torch": ref, "onnx": got, "drift": got - ref}
+    if skipped:
+        log.info("metric check of %s skipped %s", task.name, ", ".join(f"{k} ({v})" for k, v in skipped.items()))
+    drift = max((abs(r["drift"]) for r in rows.values()), default=0.0)
+    return {"split": split, "max_examples": max_examples, "languages": rows, "max_abs_drift": drift,
+            "skipped": sorted(skipped)}
+
+
+def require_passed(parity: dict, drift: dict, precision: str) -> None:
+    """Raise naming the figure when an export falls outside its declared tolerance."""
+    if precision == "fp32" and parity["max_abs_diff"] > FP32_TOLERANCE:
+        raise XstiltsError(f"ONNX logits differ from PyTorch by {parity['max_abs_diff']:.2e} "
+                           f"(tolerance {FP32_TOLERANCE:g} for fp32): not registered")
+    limit = FP32_MAX_DRIFT if precision == "fp32" else INT8_MAX_DRIFT
+    if drift["max_abs_drift"] > limit:
+        raise XstiltsError(f"the {precision} export moves the task metric by {drift['max_abs_drift']:.2f} points "
+                           f"(limit {limit:g}): not registered; per language {drift['languages']}")

@@ -1,0 +1,148 @@
+"""Export one model to a checked ONNX bundle (``xstilts export``; registering is the run store's)."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from xstilts.errors import XstiltsError
+from xstilts.export.runtime import GRAPH, SERVE_MANIFEST, TOKENIZER_DIR, OnnxModel
+
+log = logging.getLogger(__name__)
+PRECISIONS = ("fp32", "int8")
+BUNDLE_FORMAT = 1
+
+
+@dataclass
+class ExportResult:
+    bundle: Path                 # model.onnx, tokenizer/, xstilts_serve.json
+    manifest: dict[str, Any]
+    tags: dict[str, str]         # the check figures, for the registered version
+    source: Any                  # the EvalModel exported (registry entry: .run_id, .tags)
+
+
+def _pick_task(em, task_name: str | None):
+    """The task to export: ``task_name``, else the model's only head."""
+    from xstilts.tasks import get_task
+
+    if task_name:
+        return get_task(task_name)
+    if em.model is None or len(em.model.head_specs) != 1:
+        heads = sorted(em.model.head_specs) if em.model is not None else []
+        raise XstiltsError(f"model {em.ref} has heads {heads}: pass --task (a bare encoder exports a retrieval "
+                           f"task, e.g. --task tatoeba)")
+    return get_task(next(iter(em.model.head_specs)))
+
+
+def _torch_sides(em, task, head: str | None):
+    """(module to trace, what the metric check runs on the PyTorch side)."""
+    from xstilts.evaluation.retrieval_eval import default_layer
+    from xstilts.export.graphs import TorchEmbedder
+
+    module = task.family.export_module(em.model if em.model is not None else em.encoder, head,
+                                       base_model=em.base_model)
+    if task.family.needs_head:
+        return module, em.model
+    return module, TorchEmbedder(em.encoder, em.tokenizer,
+                                 default_layer(em.base_model, em.encoder.config.num_hidden_layers))
+
+
+def write_graph(em, task, head: str | None, module, out: Path, *, precision: str, max_length: int,
+                doc_stride: int) -> Path:
+    """``out/model.onnx`` (int8: quantized from an fp32 trace beside it, then removed)."""
+    from xstilts.export.checks import parity_sentences
+    from xstilts.export.graphs import export_graph, quantize_int8
+
+    lines = parity_sentences(("de",), per_lang=2)["de"]
+    sample = task.family.graph_batches(task, em.tokenizer, task.family.rows_from_sentences(lines),
+                                       max_length=max_length, doc_stride=doc_stride, batch_size=2)[0]
+    fp32 = export_graph(module, sample, out / ("fp32.onnx" if precision == "int8" else GRAPH), family=task.family)
+    if precision == "int8":
+        quantize_int8(fp32, out / GRAPH)
+        fp32.unlink()
+    return out / GRAPH
+
+
+def export_model(model_ref: str, *, task_name: str | None = None, precision: str = "fp32",
+                 out_dir: str | os.PathLike[str], max_examples: int = 200, store=None,
+                 check: bool = True, parity_per_lang: int = 4) -> ExportResult:
+    """Load ``model_ref``, trace its head to ONNX, check it against PyTorch and write the bundle.
+
+    Raises:
+        XstiltsError: unknown precision or task, or a check outside its tolerance.
+    """
+    from xstilts.evaluation.runner import load_eval_model, resolve_head
+    from xstilts.export import checks
+    from xstilts.families import resolve_lengths
+    from xstilts.models.persist import store_tokenizer
+    from xstilts.tasks import get_task
+
+    if precision not in PRECISIONS:
+        raise XstiltsError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    needs_head = get_task(task_name).family.needs_head if task_name else True
+    em = load_eval_model(model_ref, needs_head=needs_head, store=store)
+    task = _pick_task(em, task_name)
+    head = resolve_head(em.model, task) if task.family.needs_head else None
+    max_length, doc_stride = resolve_lengths(task, em.max_length, em.doc_stride)
+    out = Path(out_dir)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    module, torch_side = _torch_sides(em, task, head)
+    graph = write_graph(em, task, head, module, out, precision=precision, max_length=max_length,
+                        doc_stride=doc_stride)
+    store_tokenizer(em.tokenizer, out / TOKENIZER_DIR)
+    onnx_model = OnnxModel(graph, head=head, tokenizer=em.tokenizer)
+    parity = checks.logit_parity(task, module, onnx_model, em.tokenizer, max_length=max_length,
+                                 doc_stride=doc_stride, sentences=checks.parity_sentences(per_lang=parity_per_lang))
+    drift = checks.metric_drift(task, torch_side, onnx_model, em.tokenizer, head=head, max_length=max_length,
+                                doc_stride=doc_stride, max_examples=max_examples)
+    if check:
+        checks.require_passed(parity, drift, precision)
+    manifest = _manifest(em, task, head, precision, max_length, doc_stride, parity, drift)
+    (out / SERVE_MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+    return ExportResult(out, manifest, _tags(em, task, manifest), em)
+
+
+def _manifest(em, task, head, precision, max_length, doc_stride, parity, drift) -> dict[str, Any]:
+    from xstilts.export.graphs import INPUT_NAMES, OPSET
+
+    family = task.family
+    return {
+        "format_version": BUNDLE_FORMAT, "task": task.name, "family": family.name, "head": head,
+        "labels": list(task.labels) if task.labels else None, "max_length": max_length, "doc_stride": doc_stride,
+        "precision": precision, "opset": OPSET, "inputs": list(INPUT_NAMES),
+        "input_axes": list(family.export_input_axes), "outputs": {k: list(v) for k, v in family.export_outputs.items()},
+        "source_model": em.ref, "base_model": em.tags.get("base_encoder") or "default",
+        "serving": family.serving.to_dict(), "endpoint": family.endpoint,
+        "checks": {"parity": parity, "metric": drift,
+                   "tolerances": {"fp32_max_abs_diff": _tol("FP32_TOLERANCE"), "fp32_max_drift": _tol("FP32_MAX_DRIFT"),
+                                  "int8_max_drift": _tol("INT8_MAX_DRIFT")}},
+    }
+
+
+def _tol(name: str) -> float:
+    from xstilts.export import checks
+
+    return getattr(checks, name)
+
+
+def _tags(em, task, manifest: dict) -> dict[str, str]:
+    """Version tags: what was exported and the check figures."""
+    parity, metric = manifest["checks"]["parity"], manifest["checks"]["metric"]
+    tags = {"task": task.name, "family": task.family.name, "precision": manifest["precision"],
+            "opset": manifest["opset"], "source_model": em.ref, "source_run_id": em.run_id or "",
+            "parity.max_abs_diff": f"{parity['max_abs_diff']:.3g}", "parity.languages": parity["languages"],
+            "metric.split": metric["split"], "metric.max_examples": metric["max_examples"],
+            "metric.max_abs_drift": f"{metric['max_abs_drift']:.4f}"}
+    for lang, r in metric["languages"].items():
+        tags[f"metric.{lang}.torch"] = f"{r['torch']:.2f}"
+        tags[f"metric.{lang}.onnx"] = f"{r['onnx']:.2f}"
+    for key in ("base_encoder", "condition", "seed", "run_key"):
+        if key in em.tags:
+            tags[f"source.{key}"] = em.tags[key]
+    return {k: str(v) for k, v in tags.items()}

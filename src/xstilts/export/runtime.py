@@ -1,0 +1,132 @@
+"""An exported bundle served with ONNX Runtime, with no PyTorch model and no MLflow involved.
+
+A bundle directory holds ``model.onnx``, ``tokenizer/`` and the manifest
+``xstilts_serve.json`` (task, family, labels, lengths, precision, the checks it passed).
+:class:`OnnxModel` is called like ``XstiltsModel`` (``model(head, batch) -> TaskOutput``), so
+the family's own featurizing and decoding (``TaskFamily.serve``) run on it unchanged.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xstilts.errors import XstiltsError
+
+GRAPH = "model.onnx"
+TOKENIZER_DIR = "tokenizer"
+SERVE_MANIFEST = "xstilts_serve.json"
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """ONNX Runtime's threading: ``intra_op`` threads per operator (0: ORT's default), ``inter_op`` across."""
+
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
+
+    def options(self):
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = self.intra_op_threads
+        so.inter_op_num_threads = self.inter_op_threads
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        return so
+
+
+class OnnxModel:
+    """An ONNX Runtime session with the call shapes evaluation uses (``predict``, ``embed_sentences``)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, head: str | None = None, tokenizer: Any = None,
+                 settings: SessionSettings = SessionSettings()) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        self.session = ort.InferenceSession(str(path), settings.options(), providers=["CPUExecutionProvider"])
+        self.head = head
+        self.tokenizer = tokenizer
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    # the parts of nn.Module that xstilts.evaluation.predict touches
+    def eval(self) -> OnnxModel:
+        return self
+
+    def parameters(self):
+        return iter(())
+
+    def run(self, batch: dict) -> list[np.ndarray]:
+        feeds = {k: np.ascontiguousarray(np.asarray(batch[k]), dtype=np.int64) for k in ("input_ids", "attention_mask")}
+        return self.session.run(self.output_names, feeds)
+
+    def __call__(self, head: str | None, batch: dict):
+        import torch
+
+        from xstilts.models.heads import TaskOutput
+
+        outs = [torch.from_numpy(o) for o in self.run(batch)]
+        return TaskOutput(None, outs[0] if len(outs) == 1 else tuple(outs))
+
+    def embed(self, sentences, *, max_length: int, batch_size: int = 32) -> np.ndarray:
+        """Sentence embeddings as ``embed_sentences`` makes them (length-sorted batches, input order)."""
+        enc = self.tokenizer(list(sentences), truncation=True, max_length=max_length, add_special_tokens=True)
+        ids = enc["input_ids"]
+        out: np.ndarray | None = None
+        order = np.argsort([len(x) for x in ids], kind="stable")
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            width = max(len(ids[i]) for i in idx)
+            input_ids = np.full((len(idx), width), self.tokenizer.pad_token_id, dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            for row, i in enumerate(idx):
+                input_ids[row, :len(ids[i])] = ids[i]
+                mask[row, :len(ids[i])] = 1
+            pooled = self.run({"input_ids": input_ids, "attention_mask": mask})[0]
+            if out is None:
+                out = np.empty((len(ids), pooled.shape[1]), dtype=np.float32)
+            out[idx] = pooled
+        return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+
+
+def read_serve_manifest(bundle: str | os.PathLike[str]) -> dict:
+    path = Path(bundle) / SERVE_MANIFEST
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise XstiltsError(f"{bundle}: not an exported xstilts bundle (no {SERVE_MANIFEST})") from None
+
+
+class ServedModel:
+    """One exported bundle, loaded: predicts request rows as its family serves them."""
+
+    def __init__(self, bundle: str | os.PathLike[str], *, settings: SessionSettings = SessionSettings(),
+                 name: str = "", version: str = "") -> None:
+        from transformers import AutoTokenizer
+
+        from xstilts.tasks import get_task
+
+        self.bundle = Path(bundle)
+        self.manifest = read_serve_manifest(bundle)
+        self.task = get_task(self.manifest["task"])
+        self.family = self.task.family
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.bundle / TOKENIZER_DIR))
+        self.model = OnnxModel(self.bundle / GRAPH, head=self.manifest.get("head"), tokenizer=self.tokenizer,
+                               settings=settings)
+        self.name = name or self.manifest.get("registered_name") or f"xstilts-serve-{self.task.name}"
+        self.version = version or str(self.manifest.get("version") or "")
+
+    @property
+    def max_length(self) -> int:
+        return int(self.manifest["max_length"])
+
+    def predict(self, rows: list[dict[str, Any]]) -> list[Any]:
+        """One response per row (``TaskFamily.serve``'s: a label, tags, an answer, an index, a vector)."""
+        return self.family.serve_exported(self.task, self.model, self.tokenizer, rows,
+                                          max_length=self.max_length, doc_stride=int(self.manifest["doc_stride"]))
+
+    def describe(self, rows: list[dict[str, Any]], responses: list[Any]) -> list[dict[str, Any]]:
+        return self.family.describe(rows, responses)

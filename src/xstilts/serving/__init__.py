@@ -1,0 +1,1 @@
+"""HTTP serving of exported models: an ASGI app (FastAPI) over ONNX Runtime (:mod:`.app`)."""

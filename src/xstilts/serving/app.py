@@ -1,0 +1,167 @@
+"""The ASGI app: several exported models in one process, over ONNX Runtime.
+
+Endpoints (``/docs`` shows them, ``/openapi.json`` is the schema):
+
+- ``POST /invocations`` -- MLflow's scoring protocol (``dataframe_split``, ``dataframe_records``,
+  ``inputs``, ``instances``); answers ``{"predictions": [...]}`` as ``mlflow models serve`` does,
+  plus the model's name and version. With several models, ``?model=NAME`` picks one.
+- ``POST /models/{name}/{endpoint}`` -- task-shaped: ``classify`` (a sentence or pair),
+  ``tag`` (words or raw text -> tokens with tags and character offsets, and entities),
+  ``answer`` (question + context -> answer span with offsets), ``choose`` (multiple choice),
+  ``embed`` (sentence embeddings); body ``{"inputs": [row, ...]}``.
+- ``GET /ping``, ``/health``, ``/version``, ``/models``.
+
+Every error is JSON ``{"error": {"status": N, "message": "..."}}``: malformed JSON, wrong
+fields or types, unknown models, empty or over-long strings, control characters (422); too
+many rows or too large a body (413). Concurrent requests to one model are batched
+(:mod:`.batching`).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from fastapi import Request
+
+from xstilts.serving.batching import DynamicBatcher
+from xstilts.serving.limits import Limits, RequestError, check_rows, rows_from_scoring
+from xstilts.serving.schemas import TaskRequest
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    limits: Limits = field(default_factory=Limits)
+    max_batch_rows: int = 32         # rows per ONNX Runtime call across concurrent requests
+    max_wait_ms: float = 5.0         # how long a batch waits for more requests
+    intra_op_threads: int = 0        # ONNX Runtime threads per operator (0: its default)
+    inter_op_threads: int = 0
+
+
+class _Served:
+    """One model of the app with its batcher."""
+
+    def __init__(self, model, settings: ServeSettings) -> None:
+        self.model = model
+        self.batcher = DynamicBatcher(model.predict, max_batch_rows=settings.max_batch_rows,
+                                      max_wait_s=settings.max_wait_ms / 1000)
+
+    def info(self) -> dict[str, Any]:
+        m = self.model.manifest
+        return {"name": self.model.name, "version": self.model.version, "task": m["task"], "family": m["family"],
+                "endpoint": m["endpoint"], "precision": m["precision"], "max_length": m["max_length"],
+                "labels": m.get("labels"), "inputs": m["serving"]["inputs"]}
+
+
+def _error(status: int, message: str):
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse({"error": {"status": status, "message": message}}, status_code=status)
+
+
+async def _json_body(request) -> Any:
+    body = await request.body()
+    if not body:
+        raise RequestError(422, "empty request body; send JSON")
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RequestError(400, f"malformed JSON: {exc}") from None
+
+
+def _install_errors(app) -> None:
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException
+
+    @app.exception_handler(RequestError)
+    async def request_error(request, exc: RequestError):
+        return _error(exc.status, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(x) for x in first.get("loc", ()))
+        return _error(422, f"{where}: {first.get('msg', 'invalid request')}")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request, exc: HTTPException):
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def internal_error(request, exc: Exception):
+        return _error(500, f"internal error: {type(exc).__name__}")
+
+
+def create_app(models: list, settings: ServeSettings = ServeSettings()):
+    """The FastAPI app serving ``models`` (:class:`~xstilts.export.runtime.ServedModel` objects)."""
+    from fastapi import FastAPI
+
+    from xstilts import __version__
+    from xstilts.serving.limits import BodyLimit
+
+    served = {m.name: _Served(m, settings) for m in models}
+    app = FastAPI(title="xstilts serving", version=__version__,
+                  description="Cross-lingual inference with exported xstilts models (ONNX Runtime).")
+    app.state.served, app.state.settings = served, settings
+    _install_errors(app)
+    _add_meta_routes(app, served, settings)
+    _add_predict_routes(app, served, settings)
+    app.add_middleware(BodyLimit, max_bytes=settings.limits.max_body_bytes)
+    return app
+
+
+def _add_meta_routes(app, served: dict[str, _Served], settings: ServeSettings) -> None:
+    import onnxruntime
+
+    from xstilts import __version__
+
+    @app.get("/ping")
+    async def ping() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok", "models": {n: s.batcher.stats() for n, s in served.items()},
+                "settings": asdict(settings)}
+
+    @app.get("/version")
+    async def version() -> dict:
+        return {"xstilts": __version__, "onnxruntime": onnxruntime.__version__,
+                "models": [{"name": n, "version": s.model.version} for n, s in served.items()]}
+
+    @app.get("/models")
+    async def list_models() -> dict:
+        return {"models": [s.info() for s in served.values()]}
+
+
+def _pick(served: dict[str, _Served], name: str | None) -> _Served:
+    if name is None:
+        if len(served) == 1:
+            return next(iter(served.values()))
+        raise RequestError(422, f"several models are served ({sorted(served)}); pass ?model=NAME")
+    if name not in served:
+        raise RequestError(404, f"unknown model {name!r}; served: {sorted(served)}")
+    return served[name]
+
+
+def _add_predict_routes(app, served: dict[str, _Served], settings: ServeSettings) -> None:
+    @app.post("/invocations")
+    async def invocations(request: Request, model: str | None = None) -> dict:
+        """MLflow's scoring protocol; the predictions are the model family's plain outputs."""
+        s = _pick(served, model)
+        rows = check_rows(s.model.family, rows_from_scoring(await _json_body(request)), settings.limits)
+        predictions = await s.batcher.submit(rows)
+        return {"predictions": predictions, "model": s.model.name, "version": s.model.version}
+
+    @app.post("/models/{name}/{endpoint}")
+    async def task_endpoint(name: str, endpoint: str, body: TaskRequest) -> dict:
+        """Task-shaped answers: ``classify``, ``tag``, ``answer``, ``choose`` or ``embed``
+        (each model answers its family's one; ``GET /models`` lists them)."""
+        s = _pick(served, name)
+        if endpoint != s.model.manifest["endpoint"]:
+            raise RequestError(404, f"model {name!r} ({s.model.manifest['task']}) answers "
+                                    f"/models/{name}/{s.model.manifest['endpoint']}, not {endpoint!r}")
+        rows = check_rows(s.model.family, body.inputs, settings.limits)
+        responses = await s.batcher.submit(rows)
+        return {"model": s.model.name, "version": s.model.version, "task": s.model.manifest["task"],
+                "predictions": s.model.describe(rows, responses)}
