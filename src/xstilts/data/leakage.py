@@ -71,5 +71,7 @@ def check_no_leakage(uses: Iterable[SplitUse]) -> None:
              for tr, ev in leaks]
     hint = ("; the items of parallel tasks are translations of each other, so any language counts"
             if any(get_task(tr.task).parallel for tr, _ in leaks) else "")
-    raise LeakageError("data leakage: " + "; ".join(lines) + hint +
+    fix = ("; evaluate on another split (e.g. test) or languages than the study tunes on (English dev)"
+           if any(tr.role == "tuning" for tr, _ in leaks) else "")
+    raise LeakageError("data leakage: " + "; ".join(lines) + hint + fix +
                        "; evaluate on another split (e.g. test) or train on another one")
