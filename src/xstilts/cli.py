@@ -133,6 +133,7 @@ def _add_subgroups() -> None:
     from xstilts.grid.commands import analyze_command, grid_command
     from xstilts.tasks.commands import tasks_group
     from xstilts.training.commands import intermediate_command, target_command
+    from xstilts.tuning.commands import tune_command
 
     main.add_command(tasks_group)
     main.add_command(evaluate)
@@ -140,6 +141,7 @@ def _add_subgroups() -> None:
     main.add_command(target_command)
     main.add_command(grid_command)
     main.add_command(analyze_command)
+    main.add_command(tune_command)
 
 
 _add_subgroups()
