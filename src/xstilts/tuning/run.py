@@ -10,7 +10,6 @@ and PNG plots.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from xstilts.config import PhaseConfig
 from xstilts.tuning.config import TuningConfig, study_key, study_name_for
@@ -103,7 +102,3 @@ def _safe_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001
         return url.split("@")[-1]
-
-
-def best_values(outcome: TuneOutcome) -> dict[str, Any]:
-    return dict(outcome.best_params)
