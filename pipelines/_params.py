@@ -3,7 +3,7 @@ or "none" drops the flag, and floats MLflow wrote for integer flags ("3.0") are
 turned back into integers."""
 
 INT_FLAGS = {"--max-examples", "--max-dev-examples", "--seed", "--max-steps", "--batch-size", "--max-length",
-             "--num-layers", "--max-pairs", "--threads"}
+             "--num-layers", "--max-pairs", "--threads", "--n-trials"}
 UNSET = {"", "none", "None", "null"}
 BOOL_FLAGS = {"--no-progress", "--json", "--track"}
 ZERO_MEANS_ALL = {"--max-examples", "--max-dev-examples", "--max-steps"}

@@ -135,6 +135,7 @@ def _add_subgroups() -> None:
     from xstilts.grid.commands import analyze_command, grid_command
     from xstilts.tasks.commands import tasks_group
     from xstilts.training.commands import intermediate_command, target_command
+    from xstilts.tuning.commands import tune_command
 
     main.add_command(tasks_group)
     main.add_command(evaluate)
@@ -145,6 +146,7 @@ def _add_subgroups() -> None:
     main.add_command(export_command)
     main.add_command(champion_command)
     main.add_command(serve_command)
+    main.add_command(tune_command)
 
 
 _add_subgroups()

@@ -3,7 +3,9 @@
 Every use of data in an experiment is a :class:`SplitUse` (task, split, languages, role).
 :func:`check_no_leakage` refuses any pair where one use trains (intermediate or target
 training) and the other evaluates (evaluation or model selection) on the same task and
-split. For tasks whose languages are translations of the same items (XNLI, PAWS-X, XQuAD)
+split, and any pair where one use tunes hyperparameters (``tuning``: a study's objective is
+scored on that split) and the other evaluates on it. Tuning and model selection may share
+English dev: both choose, neither reports. For tasks whose languages are translations of the same items (XNLI, PAWS-X, XQuAD)
 the languages do not matter: training on XNLI dev in Swahili leaks the English items.
 """
 from __future__ import annotations
@@ -15,9 +17,11 @@ from typing import Literal
 from xstilts.errors import XstiltsError
 from xstilts.tasks import get_task
 
-Role = Literal["intermediate_train", "target_train", "model_selection", "evaluation"]
+Role = Literal["intermediate_train", "target_train", "model_selection", "tuning", "evaluation"]
 TRAIN_ROLES = ("intermediate_train", "target_train")
-EVAL_ROLES = ("model_selection", "evaluation")
+EVAL_ROLES = ("model_selection", "tuning", "evaluation")
+#: (fitting role, scoring role) pairs beyond training x evaluation that must not share data.
+FIT_SCORE_PAIRS = [(tr, ev) for tr in TRAIN_ROLES for ev in EVAL_ROLES] + [("tuning", "evaluation")]
 
 
 class LeakageError(XstiltsError):
@@ -46,11 +50,11 @@ def uses_from_spec(spec: object) -> list[SplitUse]:
 
 
 def find_leaks(uses: Iterable[SplitUse]) -> list[tuple[SplitUse, SplitUse]]:
-    """(training use, evaluation use) pairs that share data."""
+    """(training or tuning use, evaluation use) pairs that share data."""
     uses = list(uses)
     leaks = []
-    for tr in (u for u in uses if u.role in TRAIN_ROLES):
-        for ev in (u for u in uses if u.role in EVAL_ROLES):
+    for fit_role, score_role in FIT_SCORE_PAIRS:
+        for tr, ev in ((a, b) for a in uses if a.role == fit_role for b in uses if b.role == score_role):
             if tr.task != ev.task or tr.split != ev.split:
                 continue
             if get_task(tr.task).parallel or set(tr.languages) & set(ev.languages):
@@ -63,8 +67,11 @@ def check_no_leakage(uses: Iterable[SplitUse]) -> None:
     leaks = find_leaks(uses)
     if not leaks:
         return
-    lines = [f"{ev.describe()} is also used for {tr.describe()}" for tr, ev in leaks]
+    lines = [f"{ev.describe()} is also used {'for' if tr.role in TRAIN_ROLES else 'as'} {tr.describe()}"
+             for tr, ev in leaks]
     hint = ("; the items of parallel tasks are translations of each other, so any language counts"
             if any(get_task(tr.task).parallel for tr, _ in leaks) else "")
-    raise LeakageError("data leakage: " + "; ".join(lines) + hint +
+    fix = ("; evaluate on another split (e.g. test) or languages than the study tunes on (English dev)"
+           if any(tr.role == "tuning" for tr, _ in leaks) else "")
+    raise LeakageError("data leakage: " + "; ".join(lines) + hint + fix +
                        "; evaluate on another split (e.g. test) or train on another one")

@@ -16,6 +16,7 @@ from typing import Any
 
 from xstilts.config import CONDITIONS, MLMConfig, TrainingArgs, load_yaml_mapping
 from xstilts.errors import XstiltsError
+from xstilts.tuning.config import TuningConfig
 
 
 @dataclass
@@ -57,6 +58,7 @@ class GridConfig:
     output_dir: str = "grid-output"
     resource_groups: str | None = None  # CSV language,class overriding the Joshi et al. classes
     threads: int = 0
+    tuning: TuningConfig | None = None  # Optuna tuning of each target before its cells train (off by default)
 
     def __post_init__(self) -> None:
         if isinstance(self.intermediate, dict):
@@ -73,6 +75,13 @@ class GridConfig:
         self.targets = targets
         if isinstance(self.mlm, dict):
             self.mlm = MLMConfig(**self.mlm)
+        if isinstance(self.tuning, dict):
+            self.tuning = TuningConfig.from_dict(self.tuning, source="grid config tuning")
+
+    @property
+    def tunes(self) -> bool:
+        """Whether the grid tunes its targets' hyperparameters before training them."""
+        return self.tuning is not None and self.tuning.enabled
 
     @classmethod
     def from_file(cls, path: str | Path) -> GridConfig:
@@ -107,6 +116,11 @@ class GridConfig:
                 raise XstiltsError(f"{source}: targets: {t.task} is not a target task")
             for lang in t.eval_langs or []:
                 task.check_language(lang)
+        if self.tuning is not None:
+            self.tuning.validate(source=f"{source}: tuning")
+            for task in self.tuning.spaces:
+                if task not in {train_task_name(t) for t in self.targets}:
+                    raise XstiltsError(f"{source}: tuning.spaces.{task}: not a trained target task of this grid")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -116,4 +130,13 @@ class GridConfig:
         d = self.to_dict()
         for k in ("output_dir", "threads", "experiment"):
             d.pop(k)
+        if d["tuning"] is None:
+            d.pop("tuning")  # grids without tuning keep the hash they had
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def train_task_name(target: TargetGrid) -> str:
+    """The task a target trains on (the task itself, or its registered train_task: xquad -> squad)."""
+    from xstilts.tasks import get_task
+
+    return target.train_task or get_task(target.task).train_task or target.task

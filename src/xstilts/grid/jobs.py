@@ -61,10 +61,11 @@ class EvalOutcome:
 
 # -- training --------------------------------------------------------------------------------
 
-def run_train(ctx: JobContext, cfg: PhaseConfig, *, wait: bool = False):
+def run_train(ctx: JobContext, cfg: PhaseConfig, *, wait: bool = False, tags: dict[str, str] | None = None):
     """The registered model of ``cfg`` (a ``PhaseResult``): reused, or trained now.
 
-    None when another live process holds the job's claim, unless ``wait``.
+    None when another live process holds the job's claim, unless ``wait``. ``tags`` go
+    on the training run (e.g. the tuning study whose values it trains with).
     """
     from xstilts.training.phase import PhaseResult, registry_name
 
@@ -77,16 +78,16 @@ def run_train(ctx: JobContext, cfg: PhaseConfig, *, wait: bool = False):
         log.info("reusing registered model %s (same config and seed, run %s)", found.uri, found.run_id)
         return PhaseResult(found.run_id, found.uri, reused=True)
 
-    return _until_done(ctx, f"train-{key}", find, lambda claim: _train_and_register(ctx, cfg, claim), wait)
+    return _until_done(ctx, f"train-{key}", find, lambda claim: _train_and_register(ctx, cfg, claim, tags), wait)
 
 
-def _train_and_register(ctx: JobContext, cfg: PhaseConfig, claim):
+def _train_and_register(ctx: JobContext, cfg: PhaseConfig, claim, extra_tags: dict[str, str] | None = None):
     from xstilts.runtime.cpu import resolve_bf16
     from xstilts.training.phase import head_name, registry_name, run_tags, train_phase
 
     key = cfg.run_key()
     previous = ctx.store.fail_running("run_key", key)  # attempts that died (we hold the claim)
-    tags = run_tags(cfg) | {"bf16": str(resolve_bf16(cfg.training.bf16)).lower()}
+    tags = run_tags(cfg) | {"bf16": str(resolve_bf16(cfg.training.bf16)).lower()} | (extra_tags or {})
     if previous:
         tags["previous_attempt"] = previous[0]
     init_dir = ctx.store.fetch_model_dir(cfg.init_from) if cfg.init_from else None
@@ -161,12 +162,45 @@ class TrainJob:
     config: PhaseConfig
     needs: tuple[str, ...] = ()
     label: str = ""
+    tune_job: str | None = None  # the TuneJob (among ``needs``) whose best values it trains with
 
     def run(self, ctx: JobContext, done: dict[str, Any]):
-        cfg = self.config
+        cfg, tags = self.config, {}
+        models = [n for n in self.needs if n != self.tune_job]
+        if models:
+            cfg = replace(cfg, init_from=done[models[0]].model_uri)
+        if self.tune_job:
+            from xstilts.tuning.space import apply_params
+
+            tuned = done[self.tune_job]
+            cfg = replace(cfg, training=apply_params(cfg.training, tuned.best_params))
+            tags = tuned.tags()
+        return run_train(ctx, cfg, tags=tags)
+
+
+@dataclass(frozen=True)
+class TuneJob:
+    """Tune ``config``'s training values with an Optuna study (``tuning``); per condition, its
+    trials start from the intermediate model of the job it ``needs``.
+
+    Not claimed: the study's RDB storage shares its trials between processes."""
+
+    id: str
+    config: PhaseConfig
+    tuning: Any                              # xstilts.tuning.config.TuningConfig
+    needs: tuple[str, ...] = ()
+    label: str = ""
+    evaluation_uses: tuple = ()              # the evaluation the tuned models get (leakage check)
+
+    def run(self, ctx: JobContext, done: dict[str, Any]):
+        from xstilts.tuning.run import tune_target
+
+        cfg, init_dir = self.config, None
         if self.needs:
             cfg = replace(cfg, init_from=done[self.needs[0]].model_uri)
-        return run_train(ctx, cfg)
+            init_dir = str(ctx.store.fetch_model_dir(cfg.init_from))
+        return tune_target(ctx.store, self.tuning, cfg, init_dir=init_dir, parent_run_id=ctx.parent_run_id,
+                           progress=ctx.progress, evaluation_uses=self.evaluation_uses)
 
 
 @dataclass(frozen=True)

@@ -41,9 +41,9 @@ def intermediate_config(cfg: GridConfig, condition: str, seed: int) -> PhaseConf
 
 
 def train_task_of(target: TargetGrid) -> str:
-    from xstilts.tasks import get_task
+    from xstilts.grid.config import train_task_name
 
-    return target.train_task or get_task(target.task).train_task or target.task
+    return train_task_name(target)
 
 
 def target_config(cfg: GridConfig, target: TargetGrid, condition: str, seed: int,
@@ -93,6 +93,10 @@ def check_grid_leakage(cfg: GridConfig) -> None:
     for target in cfg.targets:
         if not is_retrieval(target):
             uses += target_config(cfg, target, "none", cfg.seeds[0], None).split_uses()
+            if cfg.tunes:
+                from xstilts.tuning.study import tuning_uses
+
+                uses += tuning_uses(target_config(cfg, target, "none", cfg.seeds[0], None))
         plan = eval_plan(target)
         uses.append(SplitUse(plan.task, plan.split, plan.langs, "evaluation"))
     check_no_leakage(uses)
@@ -178,7 +182,35 @@ def _plan_target(plan: Plan, cfg: GridConfig, target: TargetGrid, condition: str
     # a target trained on an intermediate model: its run_key is known once that model is
     # registered, so the plan id stands in the intermediate job's id for the model
     c = target_config(cfg, target, condition, seed, f"<{inter}>" if inter else None)
-    needs = (inter,) if inter else ()
-    train_id = plan.add(TrainJob(f"train:{c.run_key()}", c, needs=needs, label=f"target {label}"))
+    tune = _plan_tuning(plan, cfg, target, condition, inter)
+    needs = ((inter,) if inter else ()) + ((tune,) if tune else ())
+    train_id = plan.add(TrainJob(f"train:{c.run_key()}", c, needs=needs, label=f"target {label}", tune_job=tune))
     job = EvalJob(f"eval:{target.task}:{train_id}", spec, needs=(train_id,), label=f"eval {label}")
     return plan.add(job), target.selection
+
+
+def _plan_tuning(plan: Plan, cfg: GridConfig, target: TargetGrid, condition: str, inter: str | None) -> str | None:
+    """The tuning job a target cell waits for (None without tuning).
+
+    ``per_task``: one study per target, its trials trained from the bare encoder;
+    ``per_condition``: one per (target, condition), trials trained from that condition's
+    first-seed intermediate model, each with the same budget. Planned once, at the first
+    cell that needs it (the first seed's, whose intermediate job is then ``inter``).
+    """
+    from xstilts.grid.jobs import TuneJob
+
+    if not cfg.tunes:
+        return None
+    per_condition = cfg.tuning.scope == "per_condition"
+    cond = condition if per_condition else "none"
+    job_id = f"tune:{target.task}:{cond}"
+    if job_id in plan.jobs:
+        return job_id
+    needs = (inter,) if per_condition and inter else ()
+    base = target_config(cfg, target, cond, cfg.seeds[0], f"<{inter}>" if needs else None)
+    plan_eval = eval_plan(target)
+    from xstilts.data.leakage import SplitUse
+
+    evaluation = (SplitUse(plan_eval.task, plan_eval.split, plan_eval.langs, "evaluation"),)
+    return plan.add(TuneJob(job_id, base, cfg.tuning, needs=needs, label=f"tune {target.task} {cond}",
+                            evaluation_uses=evaluation))

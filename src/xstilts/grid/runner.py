@@ -36,6 +36,7 @@ class GridResult:
     eval_reused: int = 0
     rows: int = 0
     counts: dict = field(default_factory=dict)
+    tuned: dict = field(default_factory=dict)  # tuning job id -> TuneOutcome (grids with tuning)
 
 
 def run_grid(cfg: GridConfig, *, progress: bool = True, store=None) -> GridResult:
@@ -106,8 +107,9 @@ def _execute(store, cfg: GridConfig, plan, parent: str, out: Path, progress: boo
 
 
 def _count(result: GridResult, plan, outcomes: dict) -> None:
-    from xstilts.grid.jobs import EvalJob, TrainJob
+    from xstilts.grid.jobs import EvalJob, TrainJob, TuneJob
 
+    result.tuned = {job_id: outcomes[job_id] for job_id, job in plan.jobs.items() if isinstance(job, TuneJob)}
     for job_id, job in plan.jobs.items():
         reused = bool(outcomes[job_id].reused)
         if isinstance(job, TrainJob):
@@ -169,6 +171,16 @@ def _target_note(t: TargetGrid) -> str:
             f"{t.training.epochs:g} epochs, selection {t.selection}; {size}.")
 
 
+def _tuning_note(job_id: str, outcome) -> str:
+    """Which study chose a target's training values, and what it chose."""
+    values = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in outcome.best_params.items())
+    _, task, condition = job_id.split(":", 2)
+    start = "the bare encoder" if condition == "none" else f"the {condition} intermediate model"
+    return (f"Tuning {task} (trials from {start}): Optuna study `{outcome.study_name}` ({outcome.complete} complete, "
+            f"{outcome.pruned} pruned trials; best English dev score {outcome.best_value:.1f}) chose {values}; "
+            f"its training runs are tagged tuning.study and tuning.params.")
+
+
 def _report(cfg: GridConfig, table, out: Path, result: GridResult) -> Path | None:
     from xstilts.analysis.report import write_report
 
@@ -184,6 +196,7 @@ def _report(cfg: GridConfig, table, out: Path, result: GridResult) -> Path | Non
         f"{', '.join(cfg.intermediate.languages) or 'all of the task'}; English among them: "
         f"{cfg.intermediate.include_english}.",
         *[_target_note(t) for t in cfg.targets],
+        *[_tuning_note(job_id, o) for job_id, o in result.tuned.items()],
         f"Wall time of this grid invocation: {result.seconds / 60:.1f} min "
         f"({result.trained} models trained, {result.reused} reused, {result.evaluated} evaluations run, "
         f"{result.eval_reused} reused).",

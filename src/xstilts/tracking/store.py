@@ -377,6 +377,75 @@ class RunStore:
                                                        tracking_uri=self.tracking_uri)
             return json.loads(Path(path).read_text())
 
+    # -- tuning --------------------------------------------------------------------
+    # Optuna studies (xstilts.tuning): one parent run per study, one child run per trial.
+    def study_run(self, study_name: str, tags: dict[str, str], *, parent_id: str | None = None) -> str:
+        """The parent run of study ``study_name``, RUNNING: found by its tag (reopened), else
+        started. Creation is serialised by a claim so that two workers share one parent."""
+        key = f"tuning-study-{study_name}"
+        while (claim := self.claims.try_claim(key)) is None:
+            time.sleep(0.5)
+        try:
+            runs = self.client.search_runs(
+                self._all_experiments(), max_results=1, order_by=["attributes.start_time ASC"],
+                filter_string=f"tags.kind = 'tuning' and tags.`tuning.study` = '{study_name}'")
+            if runs:
+                run_id = runs[0].info.run_id
+                if runs[0].info.status != "RUNNING":
+                    self.client.update_run(run_id, status="RUNNING")
+                return run_id
+            return self.start_run(f"tune-{study_name}", {**tags, "kind": "tuning", "tuning.study": study_name},
+                                  parent_id=parent_id)
+        finally:
+            self.claims.release(claim)
+
+    def log_study_request(self, run_id: str, params: dict[str, Any], documents: dict[str, dict]) -> None:
+        """The request on the study's run: params once (a rerun asks the same), documents as JSON."""
+        logged = self.client.get_run(run_id).data.params
+        self._log(run_id, params={f"tuning.{k}": v for k, v in params.items() if f"tuning.{k}" not in logged})
+        for name, doc in documents.items():
+            self.client.log_dict(run_id, doc, f"tuning/{name}.json")
+
+    def start_trial_run(self, parent_id: str, study_name: str, number: int, params: dict[str, Any]) -> JobRun:
+        """A RUNNING child run of the study's run for trial ``number`` (ended by :meth:`end_trial_run`)."""
+        tags = {"kind": "tuning-trial", "tuning.study": study_name, "tuning.trial": str(number),
+                "tuning.state": "running", "tuning.params": json.dumps(params, sort_keys=True)}
+        run = JobRun(self, self.start_run(f"trial-{number}", tags, parent_id=parent_id))
+        run.log_params({f"trial.{k}": v for k, v in params.items()})
+        return run
+
+    def end_trial_run(self, run_id: str, state: str) -> None:
+        """End a trial's run: complete and pruned FINISHED, failed FAILED, tagged ``tuning.state``."""
+        self._log(run_id, tags={"tuning.state": state})
+        self.end_run(run_id, "FAILED" if state == "failed" else "FINISHED")
+
+    def fail_trial_runs(self, run_ids: list[str]) -> list[str]:
+        """End the still RUNNING runs among ``run_ids`` (trials Optuna marked FAILED: their
+        worker died) as FAILED; the ones ended."""
+        ended = []
+        for run_id in run_ids:
+            if self.run_exists(run_id) and self.client.get_run(run_id).info.status == "RUNNING":
+                self.end_trial_run(run_id, "failed")
+                ended.append(run_id)
+        return ended
+
+    def finish_study_run(self, run_id: str, *, best_params: dict[str, Any], best_value: float, best_trial: int,
+                         counts: dict[str, int], plots: list[Path]) -> None:
+        """Best values, trial counts and plots on the study's run, which ends FINISHED.
+
+        Best values are params the first time (MLflow params never change) and tags always
+        (a study continued to more trials may find a better one)."""
+        logged = self.client.get_run(run_id).data.params
+        self._log(run_id, params={f"best.{k}": v for k, v in best_params.items() if f"best.{k}" not in logged},
+                  tags={**{f"best.{k}": v for k, v in best_params.items()}, "tuning.best_trial": best_trial,
+                        "tuning.best_params": json.dumps(best_params, sort_keys=True)},
+                  metrics={"best.dev_score": best_value, **{f"trials.{k}": v for k, v in counts.items()}})
+        self.client.log_dict(run_id, {"params": best_params, "value": best_value, "trial": best_trial},
+                             "tuning/best.json")
+        for plot in plots:
+            self.client.log_artifact(run_id, str(plot), "plots")
+        self.end_run(run_id, "FINISHED")
+
 
     # -- export/serving --------------------------------------------------------------
     def register_export(self, bundle_dir, *, name: str, tags: dict[str, str], input_example: list[dict],
