@@ -261,6 +261,9 @@ def test_format_1_directories_still_load_and_unknown_formats_are_refused(moved, 
     shutil.rmtree(model_dir / "tokenizer")
     _edit_manifest(model_dir, format_version=1, base_model=base, tokenizer=None, max_length=None,
                    doc_stride=None)
+    manifest = json.loads((model_dir / "xstilts_model.json").read_text())
+    manifest["config"]["training"]["doc_stride"] = 128  # format-1 configs always spelled it out
+    (model_dir / "xstilts_model.json").write_text(json.dumps(manifest))
     loaded = load_for_inference(model_dir)
     assert (loaded.manifest["max_length"], loaded.manifest["doc_stride"]) == (64, 128)  # from the run config
     assert loaded.tokenizer.name_or_path == base

@@ -268,13 +268,22 @@ def train_phase(cfg: PhaseConfig, tracker: Tracker, *, model_dir: str | os.PathL
         evaluate(model)  # the selected weights' per-language dev scores
         dev_scores = dict(last_scores)
         tracker.log_metrics(dev_scores)
+    max_length, doc_stride = trained_lengths(cfg)
     saved = save_model(model, model_dir, base_model=base_model_of(cfg),
                        frozen_word_embeddings=cfg.training.freeze_word_embeddings,
-                       store_dtype=cfg.store_dtype, tokenizer=tokenizer,
-                       max_length=cfg.training.max_length, doc_stride=cfg.training.doc_stride,
+                       store_dtype=cfg.store_dtype, tokenizer=tokenizer, max_length=max_length, doc_stride=doc_stride,
                        extra={"run_key": key, "config": cfg.to_dict()})
     return PhaseResult(None, None, reused=False, dev_scores=dev_scores, loop=result, model_dir=str(saved),
                        checkpoint=ckpt)
+
+
+def trained_lengths(cfg: PhaseConfig) -> tuple[int, int]:
+    """The ``(max_length, doc_stride)`` the model is trained with: the config's, else its
+    (first) task's family defaults -- what evaluation and serving then use by default."""
+    from xstilts.families import resolve_lengths
+    from xstilts.tasks import get_task
+
+    return resolve_lengths(get_task(cfg.tasks[0].task), cfg.training.max_length, cfg.training.doc_stride)
 
 
 def _log_summary(tracker: Tracker, cfg: PhaseConfig, result) -> None:
