@@ -282,8 +282,6 @@ class RunStore:
 
     def fetch_model_dir(self, ref: str, dst: str | os.PathLike[str] | None = None) -> Path:
         """A local xstilts model directory for ``ref`` (``models:/...`` or a directory)."""
-        import mlflow
-
         from xstilts.models.persist import MANIFEST
 
         path = Path(ref).expanduser()
@@ -291,13 +289,19 @@ class RunStore:
             return path
         if not ref.startswith("models:/"):
             raise XstiltsError(f"model {ref!r} is neither a registered model (models:/NAME/VERSION) nor a directory")
+        return self._download_one(ref, MANIFEST, dst, "xstilts model directories")
+
+    def _download_one(self, ref: str, marker: str, dst, what: str) -> Path:
+        """Download registered model ``ref`` and return the one folder holding ``marker``."""
+        import mlflow
+
         registered = self.resolve_registered(ref)
         dst = Path(dst or tempfile.mkdtemp(prefix="xstilts-model-"))
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=registered.uri, dst_path=str(dst),
                                                          tracking_uri=self.tracking_uri))
-        found = [p.parent for p in local.rglob(MANIFEST)]
+        found = [p.parent for p in local.rglob(marker)]
         if len(found) != 1:
-            raise XstiltsError(f"registered model {ref} holds {len(found)} xstilts model directories, expected 1")
+            raise XstiltsError(f"registered model {ref} holds {len(found)} {what}, expected 1")
         return found[0]
 
     def register(self, run_id: str, model_dir: str | os.PathLike[str], *, name: str,
@@ -478,21 +482,12 @@ class RunStore:
 
     def fetch_export_bundle(self, ref: str, dst=None) -> Path:
         """A local exported bundle for ``ref`` (``models:/xstilts-serve-...`` or a bundle directory)."""
-        import mlflow
-
         from xstilts.export.runtime import SERVE_MANIFEST
 
         path = Path(ref).expanduser()
         if (path / SERVE_MANIFEST).is_file():
             return path
-        registered = self.resolve_registered(ref)
-        dst = Path(dst or tempfile.mkdtemp(prefix="xstilts-export-"))
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=registered.uri, dst_path=str(dst),
-                                                         tracking_uri=self.tracking_uri))
-        found = [p.parent for p in local.rglob(SERVE_MANIFEST)]
-        if len(found) != 1:
-            raise XstiltsError(f"{ref} holds {len(found)} exported bundles, expected 1 (is it an xstilts-serve model?)")
-        return found[0]
+        return self._download_one(ref, SERVE_MANIFEST, dst, "exported bundles (is it an xstilts-serve model?)")
 
     def set_champion(self, name: str) -> RegisteredModel:
         """Alias ``champion`` on the best version of ``name`` under :data:`CHAMPION_POLICY`."""
