@@ -367,7 +367,7 @@ def write_report(report: EvalReport, out_dir: str | os.PathLike[str]) -> Path:
 
 # -- MLflow ----------------------------------------------------------------------------------
 
-def _record(report: EvalReport) -> dict[str, Any]:
+def eval_record(report: EvalReport) -> dict[str, Any]:
     """What a later lookup by evaluation key reads back: the per-language scores."""
     return {"model": report.model, "task": report.task, "split": report.split, "metric": report.metric,
             "languages": {r.lang: r.scores for r in report.languages}}
@@ -400,6 +400,8 @@ def log_report(report: EvalReport, em: EvalModel, store, *, run_id: str | None =
 
 
 def _log_evaluation(run, report: EvalReport) -> None:
+    from xstilts.tracking.store import EVAL_RECORD
+
     run.log_params({f"eval.{k}": v for k, v in report.settings.items()})
     metrics = report.metrics()
     total = sum(r.num_examples for r in report.languages)
@@ -409,6 +411,4 @@ def _log_evaluation(run, report: EvalReport) -> None:
     for r in report.languages:
         run.log_artifact(r.predictions_file, f"predictions/{report.task}")
     run.log_dict(report.to_dict(), f"evaluation/{report.task}-{report.split}.json")
-    from xstilts.tracking.store import EVAL_RECORD
-
-    run.log_dict(_record(report), EVAL_RECORD)
+    run.log_dict(eval_record(report), EVAL_RECORD)

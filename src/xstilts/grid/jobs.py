@@ -117,7 +117,7 @@ def run_eval(ctx: JobContext, spec: EvalSpec, model_ref: str, *, tags: dict[str,
         return None if record is None else EvalOutcome(key, model_ref, record, reused=True)
 
     def work(claim):
-        from xstilts.evaluation.runner import evaluate_model, log_report, load_eval_model
+        from xstilts.evaluation.runner import eval_record, evaluate_model, load_eval_model, log_report
 
         ctx.store.fail_running("eval_key", key)
         em = load_eval_model(model_ref, needs_head=_needs_head(spec.task),
@@ -127,12 +127,11 @@ def run_eval(ctx: JobContext, spec: EvalSpec, model_ref: str, *, tags: dict[str,
                                 out_dir=ctx.eval_dir / key, layer=spec.layer, max_length=spec.max_length,
                                 bucc_threshold_policy=spec.bucc_threshold_policy, max_tokens=spec.max_tokens,
                                 log_to_mlflow=False, progress=ctx.progress, model=em)
-        parent = em.run_id if em.run_id and ctx.store.run_exists(em.run_id) else ctx.parent_run_id
-        run_id = log_report(report, em, ctx.store, parent_id=parent, tags={"eval_key": key, **(tags or {})},
-                            adopt_launch=ctx.adopt_launch)
-        record = {"model": report.model, "languages": {r.lang: r.scores for r in report.languages},
-                  "run_id": run_id}
-        return EvalOutcome(key, model_ref, record, reused=False)
+        # a trained model's evaluation is a child of its training run (log_report's default);
+        # a bare encoder's, of the grid's run
+        run_id = log_report(report, em, ctx.store, parent_id=None if em.run_id else ctx.parent_run_id,
+                            tags={"eval_key": key, **(tags or {})}, adopt_launch=ctx.adopt_launch)
+        return EvalOutcome(key, model_ref, eval_record(report) | {"run_id": run_id}, reused=False)
 
     return _until_done(ctx, f"eval-{key}", find, work, wait)
 

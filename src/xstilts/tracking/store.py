@@ -208,8 +208,11 @@ class RunStore:
                 self.claims.release(claim)
         return failed
 
+    def is_running(self, run_id: str) -> bool:
+        return self.run_exists(run_id) and self.client.get_run(run_id).info.status == "RUNNING"
+
     def mark_failed(self, run_id: str) -> None:
-        if self.run_exists(run_id) and self.client.get_run(run_id).info.status == "RUNNING":
+        if self.is_running(run_id):
             self.end_run(run_id, "FAILED")
 
     def _all_experiments(self) -> list[str]:
@@ -428,7 +431,7 @@ class RunStore:
         worker died) as FAILED; the ones ended."""
         ended = []
         for run_id in run_ids:
-            if self.run_exists(run_id) and self.client.get_run(run_id).info.status == "RUNNING":
+            if self.is_running(run_id):
                 self.end_trial_run(run_id, "failed")
                 ended.append(run_id)
         return ended
