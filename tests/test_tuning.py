@@ -69,6 +69,21 @@ def test_bad_tuning_fields_are_refused(change, field):
         TuningConfig(**change).validate()
 
 
+def test_spaces_by_task_then_family_then_default():
+    tagging = {"learning_rate": {"low": 5e-5, "high": 5e-4, "log": True}}
+    panx_only = {"epochs": {"kind": "int", "low": 2, "high": 6}}
+    tuning = TuningConfig(enabled=True, spaces={"tagging": tagging, "panx": panx_only}).validate()
+    assert set(tuning.space_for("panx")) == {"epochs"}               # the task's own entry first
+    assert tuning.space_for("udpos")["learning_rate"].low == 5e-5     # then its family's (tagging)
+    assert set(tuning.space_for("xnli")) == set(parse_space(None))    # else the default space
+
+
+def test_a_spaces_key_that_is_neither_task_nor_family_is_one_error():
+    with pytest.raises(XstiltsError) as err:
+        TuningConfig(enabled=True, spaces={"taging": {"epochs": {"kind": "int", "low": 1, "high": 2}}}).validate()
+    assert str(err.value).startswith("tuning.spaces.taging: neither a task nor a task family")
+
+
 def test_default_space_and_grid_section_validate(tmp_path):
     assert set(parse_space(None)) == {"learning_rate", "batch_size", "epochs", "warmup_ratio", "weight_decay"}
     cfg = GridConfig.from_file(Path(__file__).resolve().parents[1] / "configs" / "tuned.yaml")

@@ -41,7 +41,7 @@ class TuningConfig:
     study_name: str | None = None           # None = derived from the study key
     sampler_seed: int = 0
     space: dict[str, Any] | None = None     # None = default_space()
-    spaces: dict[str, dict[str, Any]] = field(default_factory=dict)  # per target task: overrides space
+    spaces: dict[str, dict[str, Any]] = field(default_factory=dict)  # per task or family name: overrides space
     heartbeat_interval: int = 60            # seconds between a running trial's heartbeats
     grace_period: int = 120                 # a trial silent this long is FAILED and retried
     max_retry: int = 2                      # retries of a killed trial
@@ -73,14 +73,19 @@ class TuningConfig:
             if getattr(self, name) < 1:
                 raise XstiltsError(f"{source}.{name}: must be at least 1 second")
         parse_space(self.space, f"{source}.space")
-        for task, space in self.spaces.items():
-            parse_space(space, f"{source}.spaces.{task}")
+        for name, space in self.spaces.items():
+            _check_space_owner(name, f"{source}.spaces")
+            parse_space(space, f"{source}.spaces.{name}")
         return self
 
     def space_for(self, task: str) -> dict[str, ParamSpec]:
-        """The space of target task ``task``: its own entry in ``spaces``, else ``space``."""
-        if task in self.spaces:
-            return parse_space(self.spaces[task], f"tuning.spaces.{task}")
+        """The space of target task ``task``: its own entry in ``spaces``, else its family's
+        (e.g. ``tagging`` for PAN-X and UD-POS), else ``space``."""
+        from xstilts.tasks import get_task
+
+        for name in (task, get_task(task).family.name):
+            if name in self.spaces:
+                return parse_space(self.spaces[name], f"tuning.spaces.{name}")
         return parse_space(self.space, "tuning.space")
 
     def storage_url(self) -> str:
@@ -88,6 +93,16 @@ class TuningConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _check_space_owner(name: str, where: str) -> None:
+    """A ``spaces`` key must name a task or a task family (one error naming both lists)."""
+    from xstilts.families import FAMILY_NAMES
+    from xstilts.tasks import task_names
+
+    if name not in FAMILY_NAMES and name not in task_names():
+        raise XstiltsError(f"{where}.{name}: neither a task nor a task family; families: "
+                           f"{', '.join(FAMILY_NAMES)}; tasks: {', '.join(task_names())}")
 
 
 def study_key(tuning: TuningConfig, task: str, base_run_key: str) -> str:
