@@ -84,6 +84,28 @@ def test_a_spaces_key_that_is_neither_task_nor_family_is_one_error():
     assert str(err.value).startswith("tuning.spaces.taging: neither a task nor a task family")
 
 
+def test_a_grid_takes_its_targets_family_spaces_and_refuses_others(tmp_path):
+    space = {"epochs": {"kind": "int", "low": 1, "high": 2}}
+    base = {"targets": [{"task": "panx"}], "tuning": {"enabled": True}}
+    ok, bad = tmp_path / "ok.yaml", tmp_path / "bad.yaml"
+    ok.write_text(yaml.safe_dump(base | {"tuning": {"enabled": True, "spaces": {"tagging": space}}}))
+    assert set(GridConfig.from_file(ok).tuning.space_for("panx")) == {"epochs"}
+    bad.write_text(yaml.safe_dump(base | {"tuning": {"enabled": True, "spaces": {"sentence_classification": space}}}))
+    with pytest.raises(XstiltsError, match="tuning.spaces.sentence_classification: neither a trained target task"):
+        GridConfig.from_file(bad)
+
+
+def test_the_report_note_names_the_study_its_values_and_the_scope():
+    from types import SimpleNamespace
+
+    from xstilts.grid.runner import _tuning_note
+
+    outcome = SimpleNamespace(study_name="s1", complete=8, pruned=4, best_value=61.25,
+                              best_params={"learning_rate": 0.000123, "batch_size": 16})
+    note = _tuning_note("tune:panx:none", outcome, "per_task")
+    assert "scope per_task" in note and "`s1`" in note and "learning_rate 0.000123" in note and "batch_size 16" in note
+
+
 def test_default_space_and_grid_section_validate(tmp_path):
     assert set(parse_space(None)) == {"learning_rate", "batch_size", "epochs", "warmup_ratio", "weight_decay"}
     cfg = GridConfig.from_file(Path(__file__).resolve().parents[1] / "configs" / "tuned.yaml")

@@ -118,9 +118,12 @@ class GridConfig:
                 task.check_language(lang)
         if self.tuning is not None:
             self.tuning.validate(source=f"{source}: tuning")
-            for task in self.tuning.spaces:
-                if task not in {train_task_name(t) for t in self.targets}:
-                    raise XstiltsError(f"{source}: tuning.spaces.{task}: not a trained target task of this grid")
+            trained = {train_task_name(t) for t in self.targets}
+            owners = trained | {get_task(name).family.name for name in trained}
+            for name in self.tuning.spaces:
+                if name not in owners:
+                    raise XstiltsError(f"{source}: tuning.spaces.{name}: neither a trained target task of this grid "
+                                       f"nor the family of one ({', '.join(sorted(owners))})")
         return self
 
     def to_dict(self) -> dict[str, Any]:

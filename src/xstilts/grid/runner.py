@@ -171,12 +171,12 @@ def _target_note(t: TargetGrid) -> str:
             f"{t.training.epochs:g} epochs, selection {t.selection}; {size}.")
 
 
-def _tuning_note(job_id: str, outcome) -> str:
-    """Which study chose a target's training values, and what it chose."""
+def _tuning_note(job_id: str, outcome, scope: str) -> str:
+    """Which study chose a target's training values, what it chose, and the scope (per task or per condition)."""
     values = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in outcome.best_params.items())
     _, task, condition = job_id.split(":", 2)
     start = "the bare encoder" if condition == "none" else f"the {condition} intermediate model"
-    return (f"Tuning {task} (trials from {start}): Optuna study `{outcome.study_name}` ({outcome.complete} complete, "
+    return (f"Tuning {task} (scope {scope}; trials from {start}): Optuna study `{outcome.study_name}` ({outcome.complete} complete, "
             f"{outcome.pruned} pruned trials; best English dev score {outcome.best_value:.1f}) chose {values}; "
             f"its training runs are tagged tuning.study and tuning.params.")
 
@@ -196,7 +196,7 @@ def _report(cfg: GridConfig, table, out: Path, result: GridResult) -> Path | Non
         f"{', '.join(cfg.intermediate.languages) or 'all of the task'}; English among them: "
         f"{cfg.intermediate.include_english}.",
         *[_target_note(t) for t in cfg.targets],
-        *[_tuning_note(job_id, o) for job_id, o in result.tuned.items()],
+        *[_tuning_note(job_id, o, cfg.tuning.scope) for job_id, o in result.tuned.items()],
         f"Wall time of this grid invocation: {result.seconds / 60:.1f} min "
         f"({result.trained} models trained, {result.reused} reused, {result.evaluated} evaluations run, "
         f"{result.eval_reused} reused).",
