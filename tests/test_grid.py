@@ -45,6 +45,19 @@ def test_small_grid_table_report_and_mlflow_structure(tracking, default_encoder_
                                   filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'")
     assert {(r.data.tags["phase"], r.data.tags["condition"]) for r in children} == {
         ("intermediate", "en"), ("intermediate", "multi"), ("target", "none"), ("target", "en"), ("target", "multi")}
+    # where the time went: every category measured, summing to the wall time, on the parent run
+    metrics = parent.data.metrics
+    assert metrics["time.train_steps.seconds"] > 0 and metrics["time.eval_forward.seconds"] > 0
+    assert metrics["time.data.seconds"] > 0 and metrics["time.model_load.seconds"] > 0
+    assert metrics["time.tracking.seconds"] > 0
+    parts = sum(v for k, v in metrics.items() if k.startswith("time.") and k.endswith(".seconds")
+                and k != "time.wall.seconds")
+    assert parts == pytest.approx(metrics["time.wall.seconds"], rel=1e-6)
+    assert metrics["time.wall.seconds"] <= result.seconds + 60
+    assert "training steps" in (tracking / "out" / "timing.md").read_text()
+    assert "training steps" in result.timing_table
+    assert {a.path for a in client.list_artifacts(result.run_id, "timing")} == {"timing/timing.md",
+                                                                                 "timing/timing.json"}
 
 
 def test_crashed_grid_rerun_does_only_the_missing_cells(tracking, default_encoder_dir, monkeypatch):

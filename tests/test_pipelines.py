@@ -37,7 +37,7 @@ def test_embedded_default_grid_config_loads_and_bad_files_fail_clearly(tmp_path)
     from xstilts.grid.config import GridConfig
 
     cfg = GridConfig.from_file(ROOT / "configs" / "default.yaml")
-    assert cfg.conditions == ["none", "en", "multi"] and len(cfg.seeds) >= 3
+    assert cfg.conditions == ["none", "en", "multi"] and len(cfg.seeds) >= 5  # issue 16: 5 paired seeds
     with pytest.raises(XstiltsError, match="nope.yaml: grid config file not found"):
         GridConfig.from_file(tmp_path / "nope.yaml")
     bad = tmp_path / "bad.yaml"

@@ -42,9 +42,11 @@ def _hub_error(ref: str, exc: Exception) -> XstiltsError:
 def load_tokenizer(ref: str | os.PathLike[str] | None = None):
     from transformers import AutoTokenizer
 
+    from xstilts.encoders.cache import cached_tokenizer
+
     resolved = resolve_model(ref)
     try:
-        return AutoTokenizer.from_pretrained(resolved)
+        return cached_tokenizer(resolved, lambda: AutoTokenizer.from_pretrained(resolved))
     except OSError as exc:
         raise _hub_error(resolved, exc) from None
 
@@ -58,7 +60,8 @@ def load_encoder(ref: str | os.PathLike[str] | None = None, *, num_hidden_layers
     """
     import torch
     from transformers import AutoConfig, AutoModel
-    from transformers.utils import logging as hf_logging
+
+    from xstilts.encoders.cache import cached_encoder
 
     resolved = resolve_model(ref)
     overrides = {} if num_hidden_layers is None else {"num_hidden_layers": num_hidden_layers}
@@ -67,11 +70,18 @@ def load_encoder(ref: str | os.PathLike[str] | None = None, *, num_hidden_layers
         if random_init:
             torch.manual_seed(seed)
             return AutoModel.from_config(config, add_pooling_layer=False)
-        verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()  # dropped layers are expected, not worth a warning wall
-        try:
-            return AutoModel.from_pretrained(resolved, config=config, add_pooling_layer=False)
-        finally:
-            hf_logging.set_verbosity(verbosity)
+        return cached_encoder(resolved, num_hidden_layers, lambda: _from_pretrained(resolved, config))
     except OSError as exc:
         raise _hub_error(resolved, exc) from None
+
+
+def _from_pretrained(resolved: str, config):
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # dropped layers are expected, not worth a warning wall
+    try:
+        return AutoModel.from_pretrained(resolved, config=config, add_pooling_layer=False)
+    finally:
+        hf_logging.set_verbosity(verbosity)

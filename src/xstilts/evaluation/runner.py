@@ -245,7 +245,7 @@ def evaluate_model(model_ref: str, task: str, *, langs: list[str] | None = None,
                    bucc_threshold_policy: str = "dev_tuned", max_length: int | None = None,
                    max_tokens: int | None = DEFAULT_MAX_TOKENS, log_to_mlflow: bool = True, run_id: str | None = None,
                    progress: bool = True, model: EvalModel | None = None, store=None,
-                   num_hidden_layers: int | None = None) -> EvalReport:
+                   num_hidden_layers: int | None = None, timings=None) -> EvalReport:
     """Score ``model_ref`` on ``task`` in every language; see the module docstring.
 
     Args:
@@ -271,9 +271,12 @@ def evaluate_model(model_ref: str, task: str, *, langs: list[str] | None = None,
         store: the :class:`~xstilts.tracking.store.RunStore` that resolves registered
             models and receives the logs (default: opened on demand).
         num_hidden_layers: cut a bare encoder to this many layers (small test grids).
+        timings: a :class:`~xstilts.runtime.timing.Timings` charged with the forward passes
+            (evaluation forward), loading and featurizing the data and scoring (data).
     """
     from xstilts.families import resolve_lengths
     from xstilts.runtime.cpu import resolve_bf16
+    from xstilts.runtime.timing import Timings
     from xstilts.tasks import get_task
 
     start = time.perf_counter()
@@ -282,10 +285,13 @@ def evaluate_model(model_ref: str, task: str, *, langs: list[str] | None = None,
     split = resolve_split(t, split, langs)
     languages = resolve_languages(t, split, langs)
     bf16 = resolve_bf16(bf16)
-    items = [load_language_data(t, lang, split, max_examples=max_examples, bucc_policy=bucc_threshold_policy)
-             for lang in languages]
-    em = model or load_eval_model(model_ref, needs_head=t.family.needs_head, store=store,
-                                  num_hidden_layers=num_hidden_layers)
+    timings = timings or Timings()
+    with timings.phase("data"):
+        items = [load_language_data(t, lang, split, max_examples=max_examples, bucc_policy=bucc_threshold_policy)
+                 for lang in languages]
+    with timings.phase("model_load"):
+        em = model or load_eval_model(model_ref, needs_head=t.family.needs_head, store=store,
+                                      num_hidden_layers=num_hidden_layers)
     # a head sees inputs cut as in its training; retrieval keeps XTREME's protocol (encoder only)
     max_length, _ = resolve_lengths(t, max_length or (em.max_length if t.family.needs_head else None))
     head = resolve_head(em.model, t) if t.family.needs_head else None
@@ -301,9 +307,14 @@ def evaluate_model(model_ref: str, task: str, *, langs: list[str] | None = None,
     if em.tags.get("selection_policy"):
         settings["model_selection_policy"] = em.tags["selection_policy"]
     pred_dir = Path(out_dir) / "predictions"
-    results = [_score_language(em, t, head, item, split, pred_dir, max_examples=max_examples, batch_size=batch_size,
-                               bf16=bf16, max_length=max_length, layer=layer, bucc_policy=bucc_threshold_policy,
-                               progress=progress, max_tokens=max_tokens) for item in items]
+    if bf16 and head is not None:
+        with timings.phase("model_load"):
+            em.bf16_model()  # made before the hooks go on (a copy would carry them)
+    with timings.phase("data"), timings.forward_hooks([em.model, em._bf16, em.encoder]):
+        results = [_score_language(em, t, head, item, split, pred_dir, max_examples=max_examples,
+                                   batch_size=batch_size, bf16=bf16, max_length=max_length, layer=layer,
+                                   bucc_policy=bucc_threshold_policy, progress=progress, max_tokens=max_tokens)
+                   for item in items]
     report = _report(str(model_ref), t, split, settings, results, time.perf_counter() - start, pred_dir)
     write_report(report, out_dir)
     if log_to_mlflow:

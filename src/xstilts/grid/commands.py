@@ -39,6 +39,8 @@ def grid_command(config_file, output_dir, threads, no_progress):
                f"{result.evaluated} evaluations run, {result.eval_reused} reused; {result.rows} result rows")
     click.echo(f"results: {result.table_csv} and {result.table_parquet}")
     click.echo(f"wall time: {result.seconds / 60:.1f} min (MLflow run {result.run_id})")
+    click.echo(f"where the time went (also {cfg.output_dir}/timing.md and the run's timing/ artifacts):\n"
+               f"{result.timing_table}")
     if result.report is not None:
         click.echo(f"report: {result.report}")
     else:

@@ -13,6 +13,7 @@ and do the work under the claim (:meth:`~xstilts.tracking.store.RunStore.run_onc
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 import time
@@ -38,6 +39,14 @@ class JobContext:
     adopt_launch: bool = False              # the job's run may be the one `mlflow run` created
     poll_seconds: float = 2.0
     on_evaluation: Any | None = None        # training's per-evaluation callback (pruning)
+    timings: Any | None = None              # xstilts.runtime.timing.Timings: where the time goes
+    models_dir: Path | None = None          # keep registered models here for later jobs (else: discarded)
+
+    def __post_init__(self) -> None:
+        if self.timings is None:
+            from xstilts.runtime.timing import Timings
+
+            self.timings = Timings()
 
     @classmethod
     def create(cls, store, **kw) -> JobContext:
@@ -90,19 +99,37 @@ def _train_and_register(ctx: JobContext, cfg: PhaseConfig, claim, extra_tags: di
     tags = run_tags(cfg) | {"bf16": str(resolve_bf16(cfg.training.bf16)).lower()} | (extra_tags or {})
     if previous:
         tags["previous_attempt"] = previous[0]
-    init_dir = ctx.store.fetch_model_dir(cfg.init_from) if cfg.init_from else None
+    with ctx.timings.phase("tracking"):
+        init_dir = ctx.store.fetch_model_dir(cfg.init_from) if cfg.init_from else None
     run_name = f"{cfg.phase}-{head_name(cfg)}-{cfg.condition}-s{cfg.seed}"
     with ctx.store.job_run(run_name, tags, parent_id=ctx.parent_run_id, adopt_launch=ctx.adopt_launch) as run:
         ctx.store.claims.set_run(claim, run.run_id)
-        with tempfile.TemporaryDirectory(prefix="xstilts-save-") as tmp:
-            result = train_phase(cfg, run, model_dir=Path(tmp) / "model", checkpoint_dir=ctx.checkpoint_root,
-                                 init_dir=init_dir, progress=ctx.progress, on_evaluation=ctx.on_evaluation)
+        with _model_home(ctx) as home:
+            result = train_phase(cfg, run, model_dir=home / "model", checkpoint_dir=ctx.checkpoint_root,
+                                 init_dir=init_dir, progress=ctx.progress, on_evaluation=ctx.on_evaluation,
+                                 timings=ctx.timings)
             if cfg.register:
-                result.model_uri = run.register(result.model_dir, name=registry_name(cfg), tags=run_tags(cfg)).uri
+                with ctx.timings.phase("tracking"):
+                    result.model_uri = run.register(result.model_dir, name=registry_name(cfg),
+                                                    tags=run_tags(cfg)).uri
+                if ctx.models_dir is not None:  # the jobs that need it read it here, not from the store
+                    ctx.store.keep_local(result.model_uri, result.model_dir)
         if result.checkpoint is not None:
-            result.checkpoint.remove()  # only once the model is safely registered
+            with ctx.timings.phase("model_load"):
+                result.checkpoint.remove()  # only once the model is safely registered
     result.run_id, result.model_dir = run.run_id, None
     return result
+
+
+@contextlib.contextmanager
+def _model_home(ctx: JobContext):
+    """Where a trained model is saved: the context's kept folder, else a temporary one."""
+    if ctx.models_dir is not None:
+        ctx.models_dir.mkdir(parents=True, exist_ok=True)
+        yield Path(tempfile.mkdtemp(prefix="model-", dir=ctx.models_dir))
+        return
+    with tempfile.TemporaryDirectory(prefix="xstilts-save-") as tmp:
+        yield Path(tmp)
 
 
 # -- evaluation ------------------------------------------------------------------------------
@@ -120,17 +147,19 @@ def run_eval(ctx: JobContext, spec: EvalSpec, model_ref: str, *, tags: dict[str,
         from xstilts.evaluation.runner import eval_record, evaluate_model, load_eval_model, log_report
 
         ctx.store.fail_running("eval_key", key)
-        em = load_eval_model(model_ref, needs_head=_needs_head(spec.task),
-                             store=ctx.store, num_hidden_layers=spec.encoder_layers)
+        with ctx.timings.phase("model_load"):
+            em = load_eval_model(model_ref, needs_head=_needs_head(spec.task),
+                                 store=ctx.store, num_hidden_layers=spec.encoder_layers)
         report = evaluate_model(model_ref, spec.task, langs=list(spec.langs), split=spec.split,
                                 max_examples=spec.max_examples, batch_size=spec.batch_size, bf16=spec.bf16,
                                 out_dir=ctx.eval_dir / key, layer=spec.layer, max_length=spec.max_length,
                                 bucc_threshold_policy=spec.bucc_threshold_policy, max_tokens=spec.max_tokens,
-                                log_to_mlflow=False, progress=ctx.progress, model=em)
+                                log_to_mlflow=False, progress=ctx.progress, model=em, timings=ctx.timings)
         # a trained model's evaluation is a child of its training run (log_report's default);
         # a bare encoder's, of the grid's run
-        run_id = log_report(report, em, ctx.store, parent_id=None if em.run_id else ctx.parent_run_id,
-                            tags={"eval_key": key, **(tags or {})}, adopt_launch=ctx.adopt_launch)
+        with ctx.timings.phase("tracking"):
+            run_id = log_report(report, em, ctx.store, parent_id=None if em.run_id else ctx.parent_run_id,
+                                tags={"eval_key": key, **(tags or {})}, adopt_launch=ctx.adopt_launch)
         return EvalOutcome(key, model_ref, eval_record(report) | {"run_id": run_id}, reused=False)
 
     return _until_done(ctx, f"eval-{key}", find, work, wait)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,19 +38,23 @@ class GridResult:
     rows: int = 0
     counts: dict = field(default_factory=dict)
     tuned: dict = field(default_factory=dict)  # tuning job id -> TuneOutcome (grids with tuning)
+    timings: dict = field(default_factory=dict)  # seconds per category (xstilts.runtime.timing)
+    timing_table: str = ""                        # the same as a markdown table
 
 
 def run_grid(cfg: GridConfig, *, progress: bool = True, store=None) -> GridResult:
     """Run every job of ``cfg``'s plan, then write and log the table and the report."""
     from xstilts.grid.plan import check_grid_leakage, plan_grid
     from xstilts.runtime.cpu import set_threads
+    from xstilts.runtime.timing import Timings
     from xstilts.tracking.store import RunStore
 
     t0 = time.perf_counter()
+    timings = Timings()
     cfg.validate()
     check_grid_leakage(cfg)
     set_threads(cfg.threads)
-    store = (store or RunStore.open()).for_experiment(cfg.experiment)
+    store = (store or RunStore.open()).for_experiment(cfg.experiment).time_with(timings)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     plan = plan_grid(cfg)
@@ -59,13 +64,14 @@ def run_grid(cfg: GridConfig, *, progress: bool = True, store=None) -> GridResul
     store.fail_abandoned_runs(abandoned)  # earlier invocations that were killed
     result = GridResult(parent, out / "results.csv", out / "results.parquet", None, 0.0)
     try:
-        outcomes = _execute(store, cfg, plan, parent, out, progress)
+        outcomes = _execute(store, cfg, plan, parent, out, progress, timings)
         _count(result, plan, outcomes)
         table = collect_table(plan, outcomes, cfg)
         _write_table(store, parent, table, result)
         result.seconds = time.perf_counter() - t0
         result.report = _report(cfg, table, out, result)
         _log_summary(store, parent, result)
+        _log_timings(store, parent, timings, out, result)
         store.fail_abandoned_runs(abandoned)  # and those killed while this one ran
     except BaseException:
         store.end_run(parent, "FAILED")
@@ -97,13 +103,16 @@ def _job_run(store, run_id: str):
     return JobRun(store, run_id)
 
 
-def _execute(store, cfg: GridConfig, plan, parent: str, out: Path, progress: bool) -> dict:
+def _execute(store, cfg: GridConfig, plan, parent: str, out: Path, progress: bool, timings=None) -> dict:
     from xstilts.grid.executor import InProcessExecutor, describe
     from xstilts.grid.jobs import JobContext
 
-    ctx = JobContext.create(store, parent_run_id=parent, eval_dir=out / "evaluations", progress=progress)
     progress_log = logging.getLogger("xstilts.progress")  # one line per finished job (see cli.py)
-    return InProcessExecutor(ctx, on_done=lambda e: progress_log.info(describe(e))).run(plan)
+    # models trained here are read back by later jobs from where they were saved, not downloaded
+    with tempfile.TemporaryDirectory(prefix="xstilts-grid-models-") as models:
+        ctx = JobContext.create(store, parent_run_id=parent, eval_dir=out / "evaluations", progress=progress,
+                                timings=timings, models_dir=Path(models))
+        return InProcessExecutor(ctx, on_done=lambda e: progress_log.info(describe(e))).run(plan)
 
 
 def _count(result: GridResult, plan, outcomes: dict) -> None:
@@ -159,6 +168,19 @@ def _log_summary(store, parent: str, result: GridResult) -> None:
         run.log_artifacts(result.report.parent, "report")
     run.log_metrics({"grid.seconds": result.seconds, "grid.trained": result.trained, "grid.reused": result.reused,
                      "grid.evaluated": result.evaluated, "grid.eval_reused": result.eval_reused})
+
+
+def _log_timings(store, parent: str, timings, out: Path, result: GridResult) -> None:
+    """Where this invocation's time went: ``time.*`` metrics and ``timing/`` artifacts on the
+    grid's run, ``timing.md`` and ``timing.json`` in the output folder, and in ``result``."""
+    wall = timings.wall()  # everything up to here, the summary logging included
+    result.timings, result.timing_table = timings.breakdown(wall), timings.table(wall)
+    (out / "timing.md").write_text(f"# Where the grid's time went\n\n{result.timing_table}")
+    (out / "timing.json").write_text(timings.json(wall))
+    run = _job_run(store, parent)
+    run.log_metrics(timings.metrics(wall))
+    run.log_artifact(out / "timing.md", "timing")
+    run.log_artifact(out / "timing.json", "timing")
 
 
 def _target_note(t: TargetGrid) -> str:

@@ -57,8 +57,31 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 
 
 def tensor_fingerprint(t: torch.Tensor) -> str:
-    """sha256 of a tensor's fp32 bytes (identifies the base word embeddings)."""
-    return _fingerprint_cached(t.data_ptr(), tuple(t.shape), t._version, t)
+    """sha256 of a tensor's fp32 bytes (identifies the base word embeddings).
+
+    Hashing the default's word embeddings takes about a second; every model a grid
+    saves or loads holds a bit-identical copy of them (they are frozen), so a tensor
+    bitwise equal to one hashed before (a comparison costs a few milliseconds) gets
+    that one's fingerprint."""
+    for known, version, fingerprint in _recent:
+        if known._version == version and known.shape == t.shape and known.dtype == t.dtype \
+                and _bitwise_equal(known, t):
+            return fingerprint
+    fingerprint = _fingerprint_cached(t.data_ptr(), tuple(t.shape), t._version, t)
+    _recent[:] = [(t, t._version, fingerprint)]  # the version tells when it was changed in place since
+    return fingerprint
+
+
+_recent: list[tuple[torch.Tensor, int, str]] = []  # (the tensor last hashed, its version then, its fingerprint)
+
+
+def _bitwise_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Same bits (unlike ``torch.equal``, which calls 0.0 and -0.0 equal, or NaN unequal)."""
+    a, b = a.detach().contiguous(), b.detach().contiguous()
+    if a.element_size() not in (1, 2, 4, 8):
+        return False
+    view = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[a.element_size()]
+    return torch.equal(a.view(view), b.view(view))
 
 
 @functools.lru_cache(maxsize=4)
@@ -231,7 +254,10 @@ def load_model_tokenizer(model_dir: str | os.PathLike[str], manifest: dict | Non
 
     manifest = manifest or read_manifest(model_dir)
     if manifest.get("tokenizer"):
-        return AutoTokenizer.from_pretrained(str(Path(model_dir) / manifest["tokenizer"]))
+        from xstilts.encoders.cache import cached_tokenizer
+
+        folder = str(Path(model_dir) / manifest["tokenizer"])
+        return cached_tokenizer(folder, lambda: AutoTokenizer.from_pretrained(folder))
     return load_tokenizer(resolve_base(model_dir, manifest, base_model))
 
 

@@ -86,6 +86,7 @@ class RunStore:
         self.claim_timeout = claim_timeout
         self.client = mlflow.MlflowClient(tracking_uri)
         self._claims: ClaimStore | None = None
+        self._local_models: dict[str, Path] = {}  # models:/NAME/VERSION -> the directory registered here
 
     # -- opening -------------------------------------------------------------------
     @classmethod
@@ -119,6 +120,7 @@ class RunStore:
         other = RunStore(self.tracking_uri, _get_or_create_experiment(self.client, self.tracking_uri, name),
                          claim_timeout=self.claim_timeout)
         other._claims = self._claims
+        other._local_models = self._local_models
         return other
 
     @property
@@ -126,6 +128,20 @@ class RunStore:
         if self._claims is None:
             self._claims = ClaimStore(claims_url_for(self.tracking_uri), timeout=self.claim_timeout)
         return self._claims
+
+    def keep_local(self, uri: str, model_dir: str | os.PathLike[str]) -> None:
+        """:meth:`fetch_model_dir` of ``uri`` returns ``model_dir`` (what was registered as ``uri``)
+        instead of downloading it again, as long as it exists; the caller keeps it unchanged."""
+        self._local_models[uri] = Path(model_dir)
+
+    def time_with(self, timings) -> RunStore:
+        """Charge every MLflow call, artifact download and claim of this store to ``timings``'
+        tracking category (a :class:`~xstilts.runtime.timing.Timings`); returns the store."""
+        self.client = timings.wrap(self.client, "tracking")
+        self._claims = timings.wrap(self.claims, "tracking")
+        for name in ("fetch_model_dir", "fetch_export_bundle", "load_dict"):  # downloads bypass the client
+            setattr(self, name, timings.timed("tracking", getattr(self, name)))
+        return self
 
     def take_launch_run(self) -> str | None:
         """The run ``mlflow run`` created for this process, once (None afterwards)."""
@@ -287,6 +303,9 @@ class RunStore:
         """A local xstilts model directory for ``ref`` (``models:/...`` or a directory)."""
         from xstilts.models.persist import MANIFEST
 
+        local = self._local_models.get(ref)
+        if local is not None and dst is None and (local / MANIFEST).is_file():
+            return local  # registered by this process from this very directory: no download
         path = Path(ref).expanduser()
         if path.is_dir():
             return path

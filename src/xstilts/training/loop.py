@@ -195,7 +195,7 @@ def train(model, sets: Sequence[TrainSet], args: TrainingArgs, *, seed: int, mix
           evaluate: Callable[[Any], float] | None = None, keep_best: bool = True,
           on_metrics: Callable[[dict[str, float], int], None] | None = None,
           on_step: Callable[[int, int, int], None] | None = None, progress: bool = True,
-          should_stop: Callable[[int, float], bool] | None = None) -> LoopResult:
+          should_stop: Callable[[int, float], bool] | None = None, timings=None) -> LoopResult:
     """Train ``model`` over ``sets`` (a mixture when several) and return the loop's record.
 
     ``evaluate(model) -> score`` (higher is better) runs every ``eval_every`` steps
@@ -205,9 +205,14 @@ def train(model, sets: Sequence[TrainSet], args: TrainingArgs, *, seed: int, mix
     ``checkpoints`` holds one for this run, training continues from it.
     ``on_step(step, examples, tokens)`` is called after every optimizer step
     (benchmarks time steps with it). ``should_stop(step, score)`` sees every dev
-    score; when it returns True training ends there (Optuna's pruning).
+    score; when it returns True training ends there (Optuna's pruning). ``timings`` (a
+    :class:`~xstilts.runtime.timing.Timings`) is charged with the steps and checkpoint writes.
     """
     from tqdm.auto import tqdm
+
+    from xstilts.runtime.timing import Timings
+
+    timings = timings or Timings()
 
     run = _prepare(model, sets, args, seed=seed, mixture=mixture, temperature=temperature, bf16=bf16,
                    checkpoints=checkpoints)
@@ -218,7 +223,8 @@ def train(model, sets: Sequence[TrainSet], args: TrainingArgs, *, seed: int, mix
     bar = tqdm(total=total, initial=run.start, desc="train", unit="step", disable=not progress, dynamic_ncols=True)
     running = 0.0
     for step in range(run.start, total):
-        loss, units, tokens = _step(run, step, args, cast)
+        with timings.phase("train_steps"):
+            loss, units, tokens = _step(run, step, args, cast)
         running = loss if step == run.start else 0.9 * running + 0.1 * loss
         result.train_examples += units
         result.train_tokens += tokens
@@ -230,13 +236,16 @@ def train(model, sets: Sequence[TrainSet], args: TrainingArgs, *, seed: int, mix
         if on_metrics is not None and (done % 10 == 0 or done == total):
             on_metrics({"train.loss": running, "train.lr": run.scheduler.get_last_lr()[0]}, done)
         if evaluate is not None and (done % run.eval_every == 0 or done == total):
-            score = _evaluate(run, done, evaluate, keep_best, checkpoints, on_metrics)
+            with timings.phase("model_load"):  # what the evaluation leaves uncharged: keeping the best weights
+                score = _evaluate(run, done, evaluate, keep_best, checkpoints, on_metrics)
             if should_stop is not None and done < total and should_stop(done, score):
                 result.steps, result.stopped_early = done, True
                 break
         if checkpoints is not None and (done % run.ckpt_every == 0 or done == total) and done < total:
-            checkpoints.save(weights=run.weights(), optimizer=run.optimizer, scheduler=run.scheduler, step=done,
-                             history=result.history, best=run.best)
+            with timings.phase("model_load"):
+                checkpoints.save(weights=run.weights(), optimizer=run.optimizer, scheduler=run.scheduler,
+                                 step=done, history=result.history, best=run.best)
     bar.close()
     result.seconds = time.perf_counter() - t0
-    return _finish(run, keep_best, checkpoints)
+    with timings.phase("model_load"):
+        return _finish(run, keep_best, checkpoints)

@@ -137,16 +137,22 @@ def build_dev_sets(cfg: PhaseConfig, tokenizer):
     return out
 
 
-def dev_evaluator(dev_sets, *, batch_size: int, bf16: bool, last_scores: dict):
+def dev_evaluator(dev_sets, *, batch_size: int, bf16: bool, last_scores: dict, timings=None):
+    """``evaluate(model) -> mean headline dev score``; its forward passes are charged to
+    ``timings``' evaluation forward passes, batching and scoring to data."""
     from xstilts.evaluation.predict import headline, predict, score
+    from xstilts.runtime.timing import Timings
+
+    timings = timings or Timings()
 
     def evaluate(model) -> float:
         values = []
-        for d in dev_sets:
-            s = score(d, predict(model, d.task.name, d, batch_size=batch_size, bf16=bf16))
-            h = headline(d.task, s)
-            last_scores[f"dev.{d.task.name}.{d.lang}"] = h
-            values.append(h)
+        with timings.phase("data"), timings.forward_hooks([model]):
+            for d in dev_sets:
+                s = score(d, predict(model, d.task.name, d, batch_size=batch_size, bf16=bf16))
+                h = headline(d.task, s)
+                last_scores[f"dev.{d.task.name}.{d.lang}"] = h
+                values.append(h)
         return float(np.mean(values))
 
     return evaluate
@@ -229,39 +235,45 @@ EvalCallback = Callable[[int, float], bool]
 
 def train_phase(cfg: PhaseConfig, tracker: Tracker, *, model_dir: str | os.PathLike[str],
                 checkpoint_dir: str | os.PathLike[str] | None = None, init_dir: str | os.PathLike[str] | None = None,
-                progress: bool = True, on_evaluation: EvalCallback | None = None) -> PhaseResult:
+                progress: bool = True, on_evaluation: EvalCallback | None = None,
+                timings=None) -> PhaseResult:
     """Train ``cfg`` into ``model_dir``: the work function of a training job.
 
     Reads no environment variable and configures no tracking: logging goes to
     ``tracker``, a resumable checkpoint to ``checkpoint_dir`` (resumed from when it
     holds one of the same ``run_key``), the selected model to ``model_dir``.
     ``on_evaluation`` sees every dev score and may stop the run early; ``init_dir``
-    is the local copy of ``cfg.init_from``.
+    is the local copy of ``cfg.init_from``; ``timings`` (a
+    :class:`~xstilts.runtime.timing.Timings`) is charged with where the time went.
     """
     from xstilts.encoders.loading import load_tokenizer
     from xstilts.models.persist import save_model
     from xstilts.runtime.cpu import resolve_bf16
+    from xstilts.runtime.timing import Timings
     from xstilts.training.checkpoint import CheckpointDir
     from xstilts.training.loop import train
 
+    timings = timings or Timings()
     key = cfg.run_key()
     bf16 = resolve_bf16(cfg.training.bf16)
     tracker.log_params(flatten_params(cfg.to_dict()))
     tracker.log_text(cfg.to_yaml(), "config.yaml")
-    tokenizer = load_tokenizer(cfg.base_model)
-    model = build_model(cfg, init_dir)
-    sets = build_train_sets(cfg, tokenizer)
-    dev_sets = build_dev_sets(cfg, tokenizer)
+    with timings.phase("model_load"):
+        tokenizer = load_tokenizer(cfg.base_model)
+        model = build_model(cfg, init_dir)
+    with timings.phase("data"):
+        sets = build_train_sets(cfg, tokenizer)
+        dev_sets = build_dev_sets(cfg, tokenizer)
     last_scores: dict[str, float] = {}
     evaluate = dev_evaluator(dev_sets, batch_size=cfg.training.eval_batch_size, bf16=bf16,
-                             last_scores=last_scores) if dev_sets else None
+                             last_scores=last_scores, timings=timings) if dev_sets else None
     ckpt = CheckpointDir(Path(checkpoint_dir) / key, key) if checkpoint_dir is not None else None
     tracker.log_params({"train.examples": sum(len(s.units) for s in sets),
                         "train.sets": ",".join(s.name for s in sets)})
     result = train(model, sets, cfg.training, seed=cfg.seed, mixture=cfg.mixture, temperature=cfg.temperature,
                    bf16=bf16, checkpoints=ckpt, evaluate=evaluate, keep_best=cfg.selection != "last",
                    on_metrics=lambda m, step: tracker.log_metrics(m, step=step), progress=progress,
-                   should_stop=on_evaluation)
+                   should_stop=on_evaluation, timings=timings)
     _log_summary(tracker, cfg, result)
     dev_scores: dict[str, float] = {}
     if evaluate is not None:
@@ -269,10 +281,11 @@ def train_phase(cfg: PhaseConfig, tracker: Tracker, *, model_dir: str | os.PathL
         dev_scores = dict(last_scores)
         tracker.log_metrics(dev_scores)
     max_length, doc_stride = trained_lengths(cfg)
-    saved = save_model(model, model_dir, base_model=base_model_of(cfg),
-                       frozen_word_embeddings=cfg.training.freeze_word_embeddings,
-                       store_dtype=cfg.store_dtype, tokenizer=tokenizer, max_length=max_length, doc_stride=doc_stride,
-                       extra={"run_key": key, "config": cfg.to_dict()})
+    with timings.phase("model_load"):
+        saved = save_model(model, model_dir, base_model=base_model_of(cfg),
+                           frozen_word_embeddings=cfg.training.freeze_word_embeddings,
+                           store_dtype=cfg.store_dtype, tokenizer=tokenizer, max_length=max_length,
+                           doc_stride=doc_stride, extra={"run_key": key, "config": cfg.to_dict()})
     return PhaseResult(None, None, reused=False, dev_scores=dev_scores, loop=result, model_dir=str(saved),
                        checkpoint=ckpt)
 
