@@ -39,6 +39,7 @@ def grid_command(config_file, output_dir, threads, no_progress):
                f"{result.evaluated} evaluations run, {result.eval_reused} reused; {result.rows} result rows")
     click.echo(f"results: {result.table_csv} and {result.table_parquet}")
     click.echo(f"wall time: {result.seconds / 60:.1f} min (MLflow run {result.run_id})")
+    click.echo(f"browse: `mlflow ui` here, then {result.ui_url}")
     if result.report is not None:
         click.echo(f"report: {result.report}")
     else:

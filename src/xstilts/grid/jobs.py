@@ -38,6 +38,7 @@ class JobContext:
     adopt_launch: bool = False              # the job's run may be the one `mlflow run` created
     poll_seconds: float = 2.0
     on_evaluation: Any | None = None        # training's per-evaluation callback (pruning)
+    heartbeat: Any | None = None            # xstilts.grid.heartbeat.Heartbeat: lines while a job runs
 
     @classmethod
     def create(cls, store, **kw) -> JobContext:
@@ -82,6 +83,7 @@ def run_train(ctx: JobContext, cfg: PhaseConfig, *, wait: bool = False, tags: di
 
 
 def _train_and_register(ctx: JobContext, cfg: PhaseConfig, claim, extra_tags: dict[str, str] | None = None):
+    from xstilts.grid.heartbeat import tap
     from xstilts.runtime.cpu import resolve_bf16
     from xstilts.training.phase import head_name, registry_name, run_tags, train_phase
 
@@ -95,7 +97,8 @@ def _train_and_register(ctx: JobContext, cfg: PhaseConfig, claim, extra_tags: di
     with ctx.store.job_run(run_name, tags, parent_id=ctx.parent_run_id, adopt_launch=ctx.adopt_launch) as run:
         ctx.store.claims.set_run(claim, run.run_id)
         with tempfile.TemporaryDirectory(prefix="xstilts-save-") as tmp:
-            result = train_phase(cfg, run, model_dir=Path(tmp) / "model", checkpoint_dir=ctx.checkpoint_root,
+            result = train_phase(cfg, tap(run, ctx.heartbeat), model_dir=Path(tmp) / "model",
+                                 checkpoint_dir=ctx.checkpoint_root,
                                  init_dir=init_dir, progress=ctx.progress, on_evaluation=ctx.on_evaluation)
             if cfg.register:
                 result.model_uri = run.register(result.model_dir, name=registry_name(cfg), tags=run_tags(cfg)).uri
@@ -162,9 +165,10 @@ class TrainJob:
     needs: tuple[str, ...] = ()
     label: str = ""
     tune_job: str | None = None  # the TuneJob (among ``needs``) whose best values it trains with
+    tags: dict[str, str] = field(default_factory=dict, hash=False, compare=False)  # on its run
 
     def run(self, ctx: JobContext, done: dict[str, Any]):
-        cfg, tags = self.config, {}
+        cfg, tags = self.config, dict(self.tags)
         models = [n for n in self.needs if n != self.tune_job]
         if models:
             cfg = replace(cfg, init_from=done[models[0]].model_uri)
@@ -173,7 +177,7 @@ class TrainJob:
 
             tuned = done[self.tune_job]
             cfg = replace(cfg, training=apply_params(cfg.training, tuned.best_params))
-            tags = tuned.tags()
+            tags |= tuned.tags()
         return run_train(ctx, cfg, tags=tags)
 
 

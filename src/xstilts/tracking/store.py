@@ -86,6 +86,7 @@ class RunStore:
         self.claim_timeout = claim_timeout
         self.client = mlflow.MlflowClient(tracking_uri)
         self._claims: ClaimStore | None = None
+        self.launch_tags: dict[str, str] = {}  # of a launch run given up for this store (for_experiment)
 
     # -- opening -------------------------------------------------------------------
     @classmethod
@@ -113,11 +114,20 @@ class RunStore:
         return cls(uri, exp_id, launch_run_id=launch, claim_timeout=timeout)
 
     def for_experiment(self, name: str) -> RunStore:
-        """The same store logging into experiment ``name`` (unless a launch run fixes it)."""
-        if self.launch_run_id:
+        """The same store logging into experiment ``name`` (unless a launch run fixes it).
+
+        A launch run in MLflow's Default experiment fixes nothing: ``mlflow run .``
+        without ``--experiment-name`` puts it there, so it is given up (see
+        :func:`_give_up_launch_run`) and its source tags go on the
+        first run adopting the launch in experiment ``name``.
+        """
+        if self.launch_run_id and self.experiment_id != DEFAULT_EXPERIMENT_ID:
             return self
         other = RunStore(self.tracking_uri, _get_or_create_experiment(self.client, self.tracking_uri, name),
                          claim_timeout=self.claim_timeout)
+        _mark_training_experiment(self.client, other.experiment_id)
+        if self.launch_run_id:
+            other.launch_tags = _give_up_launch_run(self.client, self.take_launch_run())
         other._claims = self._claims
         return other
 
@@ -143,9 +153,20 @@ class RunStore:
         if launch:
             self.client.set_tag(launch, "mlflow.runName", run_name)
             self._log(launch, tags=tags)
-            return launch
-        experiment = self.experiment_of(parent_id) if parent_id else self.experiment_id
-        return self.client.create_run(experiment, run_name=run_name, tags=tags).info.run_id
+            run_id = launch
+        else:
+            if adopt_launch and self.launch_tags:
+                tags, self.launch_tags = {**self.launch_tags, **tags}, {}
+            experiment = self.experiment_of(parent_id) if parent_id else self.experiment_id
+            run_id = self.client.create_run(experiment, run_name=run_name, tags=tags).info.run_id
+        self._log_environment(run_id)
+        return run_id
+
+    def _log_environment(self, run_id: str) -> None:
+        """Packages, torch build, CPU model and flags (``environment.json``) on every run started."""
+        from xstilts.runtime.environment import ENVIRONMENT_ARTIFACT, describe_environment
+
+        self.client.log_dict(run_id, describe_environment(), ENVIRONMENT_ARTIFACT)
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)
@@ -502,6 +523,36 @@ class RunStore:
 
 
 EVAL_RECORD = "evaluation/record.json"
+
+
+# -- how the MLflow UI shows a grid -------------------------------------------------------
+DEFAULT_EXPERIMENT_ID = "0"  # MLflow's Default experiment, where `mlflow run` puts runs unless told
+#: MLflow 3 UIs that read the experiment kind (3.0 to 3.4) open a "custom_model_development"
+#: experiment on its runs table instead of the GenAI overview; later UIs follow the
+#: ``workflowType`` URL parameter instead (see xstilts.tracking.links).
+EXPERIMENT_KIND_TAG, TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
+_LAUNCH_TAG_PREFIXES = ("mlflow.source.", "mlflow.project.", "mlflow.user")
+LAUNCH_RUN_TAG = "xstilts.launch_run"
+
+
+def _mark_training_experiment(client, experiment_id: str) -> None:
+    """Tag the experiment as model training, unless a kind was set already (by a user, say)."""
+    if EXPERIMENT_KIND_TAG not in client.get_experiment(experiment_id).tags:
+        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, TRAINING_KIND)
+
+
+def _give_up_launch_run(client, run_id: str) -> dict[str, str]:
+    """End and delete the run ``mlflow run`` created in the Default experiment; its source tags.
+
+    Why: MLflow cannot move a run to another experiment, and the grid's runs belong in
+    the grid's own; ``mlflow run`` leaves a run it finds already ended as it is. The
+    tags (entry point, git commit, user) go on the run that replaces it.
+    """
+    run = client.get_run(run_id)
+    tags = {k: v for k, v in run.data.tags.items() if k.startswith(_LAUNCH_TAG_PREFIXES)}
+    client.set_terminated(run_id, "FINISHED")
+    client.delete_run(run_id)
+    return tags | {LAUNCH_RUN_TAG: run_id}
 
 
 def _get_or_create_experiment(client, uri: str, name: str) -> str:
