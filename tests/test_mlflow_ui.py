@@ -104,6 +104,16 @@ def test_heartbeat_reports_the_running_job_and_its_last_training_step():
         beat.close()
         logger.removeHandler(lines)
     assert tap(run, None) is run
+    slow = Heartbeat(interval=1.0, logger=logger)
+    logger.addHandler(lines)
+    try:
+        lines.lines.clear()
+        slow.begin("short job")
+        time.sleep(0.5)
+        assert lines.lines == []  # a job shorter than one interval gets no heartbeat line
+    finally:
+        slow.close()
+        logger.removeHandler(lines)
 
 
 def test_a_launch_run_in_default_moves_to_the_named_experiment(tracking, monkeypatch):

@@ -28,6 +28,7 @@ class Heartbeat:
         self.logger = logger
         self._lock = threading.Lock()
         self._job: tuple[str, float] | None = None  # (label, start)
+        self._last = 0.0  # when the running job last had a line (its start at first)
         self._step: tuple[int, dict[str, float]] | None = None
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -35,6 +36,7 @@ class Heartbeat:
     def begin(self, label: str) -> None:
         with self._lock:
             self._job, self._step = (label, time.perf_counter()), None
+            self._last = self._job[1]
         if self._thread is None:
             self._thread = threading.Thread(target=self._beat, name="xstilts-heartbeat", daemon=True)
             self._thread.start()
@@ -66,9 +68,18 @@ class Heartbeat:
             text += f", step {step[0]}" + (f", train.loss {loss:.3f}" if loss is not None else "")
         return text
 
+    def _due(self) -> str | None:
+        """The line to log now: once per ``interval`` of a job's run, the first after one interval."""
+        with self._lock:
+            now = time.perf_counter()
+            if self._job is None or now - self._last < self.interval:
+                return None
+            self._last = now
+        return self.line()
+
     def _beat(self) -> None:
-        while not self._wake.wait(self.interval):
-            text = self.line()
+        while not self._wake.wait(min(1.0, self.interval / 5)):
+            text = self._due()
             if text is not None:
                 self.logger.info(text)
 
