@@ -22,7 +22,7 @@ import yaml
 from xstilts.grid.browse import UI_QUERY, group_metrics, ui_url
 from xstilts.grid.heartbeat import Heartbeat, tap
 from xstilts.runtime.environment import CPU_FLAGS, cpu_info
-from xstilts.runtime.quiet import QUIET_ENV, quiet_third_party
+from xstilts.runtime.quiet import QUIET_ENV, drop_harmless, quiet_third_party
 from xstilts.tracking.store import EXPERIMENT_KIND_TAG, LAUNCH_RUN_TAG, TRAINING_KIND, RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +52,14 @@ def test_quiet_third_party_keeps_user_settings_and_real_warnings():
     assert env["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "true"  # the user's choice stays
     assert all(env[k] == v for k, v in QUIET_ENV.items() if k != "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
     assert [str(w.message) for w in caught] == ["a real problem"]
+    # under a filter put in front of ours (MLflow's log_model shows UserWarnings "once"),
+    # what is shown goes through showwarning, which drops only the harmless one
+    shown = []
+    show = drop_harmless(lambda message, *rest: shown.append(str(message)))
+    show(UserWarning("\x1b[33mAdd type hints to the `predict` method"), UserWarning, "f.py", 1)
+    show(UserWarning("a real problem"), UserWarning, "f.py", 2)
+    show(DeprecationWarning("Add type hints to the `predict` method"), DeprecationWarning, "f.py", 3)
+    assert shown == ["a real problem", "Add type hints to the `predict` method"]
 
 
 def test_cpu_info_reads_model_and_flags():

@@ -10,8 +10,9 @@ brings the bars back). Real warnings keep showing: only the messages listed in
 """
 from __future__ import annotations
 
+import re
 import warnings
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 
 #: Environment defaults that switch third-party progress bars off.
 QUIET_ENV = {
@@ -37,3 +38,21 @@ def quiet_third_party(environ: MutableMapping[str, str]) -> None:
         environ.setdefault(key, value)
     for message, category, _why in HARMLESS:
         warnings.filterwarnings("ignore", message=message, category=category)
+    if not getattr(warnings.showwarning, "xstilts_quiet", False):
+        # MLflow's log_model runs under its own `simplefilter("once", UserWarning)`, which goes
+        # in front of the filter above; what is shown still passes through showwarning
+        warnings.showwarning = drop_harmless(warnings.showwarning)
+
+
+def is_harmless(message: Warning | str, category: type[Warning]) -> bool:
+    return any(issubclass(category, c) and re.match(m, str(message), re.IGNORECASE) for m, c, _ in HARMLESS)
+
+
+def drop_harmless(show: Callable) -> Callable:
+    """``warnings.showwarning`` that drops the :data:`HARMLESS` warnings and shows the rest with ``show``."""
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if not is_harmless(message, category):
+            show(message, category, filename, lineno, file, line)
+
+    showwarning.xstilts_quiet = True
+    return showwarning
