@@ -23,7 +23,8 @@ from xstilts.grid.browse import UI_QUERY, group_metrics, ui_url
 from xstilts.grid.heartbeat import Heartbeat, tap
 from xstilts.runtime.environment import CPU_FLAGS, cpu_info
 from xstilts.runtime.quiet import QUIET_ENV, drop_harmless, quiet_third_party
-from xstilts.tracking.store import EXPERIMENT_KIND_TAG, LAUNCH_RUN_TAG, TRAINING_KIND, RunStore
+from xstilts.tracking.store import (EXPERIMENT_KIND_TAG, TRAINING_KIND, ProjectExperimentProvider, RunStore,
+                                    launch_experiment_name)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -124,31 +125,41 @@ def test_heartbeat_reports_the_running_job_and_its_last_training_step():
         logger.removeHandler(lines)
 
 
-def test_a_launch_run_in_default_moves_to_the_named_experiment(tracking, monkeypatch):
-    """What `mlflow run .` without --experiment-name does: its run is in Default; the
-    grid's store gives it up (ended, deleted) and its source tags go on the grid's run."""
-    client = mlflow.MlflowClient()
-    launch = client.create_run("0", tags={"mlflow.source.git.commit": "abc123", "mlflow.project.entryPoint": "main"})
-    monkeypatch.setenv("MLFLOW_RUN_ID", launch.info.run_id)
-    store = RunStore.open().for_experiment("xstilts-moved")
-    parent = store.start_run("grid-moved", {"kind": "grid"}, adopt_launch=True)
-    old = client.get_run(launch.info.run_id)
-    assert old.info.status == "FINISHED" and old.info.lifecycle_stage == "deleted"
-    run = client.get_run(parent)
-    exp = client.get_experiment(run.info.experiment_id)
-    assert exp.name == "xstilts-moved" and exp.tags[EXPERIMENT_KIND_TAG] == TRAINING_KIND
-    assert run.data.tags["mlflow.source.git.commit"] == "abc123" and run.data.tags[LAUNCH_RUN_TAG] == old.info.run_id
-    assert client.search_runs(["0"]) == []
-    env = json.loads(Path(mlflow.artifacts.download_artifacts(run_id=parent, artifact_path="environment.json",
+def test_mlflow_run_of_this_project_defaults_to_the_grids_experiment(tracking, tmp_path):
+    """MLflow asks its default-experiment providers when `mlflow run` was given no experiment:
+    ours answers inside `mlflow run` of an xstilts project only, from the command's own params."""
+    from importlib.metadata import entry_points
+
+    import click
+    from mlflow.cli import run as mlflow_run
+
+    provider = ProjectExperimentProvider()
+    assert not provider.in_context()  # not inside `mlflow run`
+    config = tmp_path / "g.yaml"
+    config.write_text("name: mine\nseeds: [0]\ntargets: [{task: tatoeba}]\n")
+    with click.Context(mlflow_run) as ctx:
+        ctx.params.update(uri=str(ROOT), entry_point="main", param_list=(f"config={config}",))
+        assert launch_experiment_name() == "xstilts-mine"
+        exp = mlflow.MlflowClient().get_experiment(provider.get_experiment_id())
+        ctx.params.update(param_list=())
+        assert launch_experiment_name() == "xstilts-default"  # the embedded grid
+        ctx.params.update(entry_point="intermediate")
+        assert launch_experiment_name() == "xstilts"
+        ctx.params.update(uri=str(tmp_path))  # another project
+        assert not provider.in_context()
+    assert exp.name == "xstilts-mine" and exp.tags[EXPERIMENT_KIND_TAG] == TRAINING_KIND
+    assert Path(exp.artifact_location.removeprefix("file://")) == tracking / "mlartifacts" / "xstilts-mine"
+    registered = [e.value for e in entry_points(group="mlflow.default_experiment_provider") if e.name == "xstilts"]
+    assert registered == ["xstilts.tracking.store:ProjectExperimentProvider"], "reinstall: pip install -e ."
+
+
+def test_every_started_run_logs_its_environment(tracking):
+    store = RunStore.open("env-test")
+    run_id = store.start_run("r", {})
+    env = json.loads(Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="environment.json",
                                                               dst_path=str(tracking / "env"))).read_text())
     assert env["packages"]["mlflow"] == mlflow.__version__ and "avx512f" in env["cpu"]["flags"]
-    assert env["torch"]["version"].startswith("2.")
-    # a launch run in an experiment the user chose stays where it is, adopted
-    chosen = client.create_experiment("users-choice", artifact_location=(tracking / "uc").as_uri())
-    launch2 = client.create_run(chosen)
-    monkeypatch.setenv("MLFLOW_RUN_ID", launch2.info.run_id)
-    store2 = RunStore.open().for_experiment("xstilts-moved")
-    assert store2.experiment_id == chosen and store2.start_run("g", {}, adopt_launch=True) == launch2.info.run_id
+    assert env["torch"]["version"].startswith("2.") and env["cpu"]["model"]
 
 
 # -- the whole path: `mlflow run .`, its log, its store, the UI in Chromium ----------------------
@@ -174,8 +185,6 @@ def launched_grid(tmp_path_factory, default_encoder_dir):
            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
     for key in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"):
         env.pop(key, None)
-    # the grid's experiment keeps its artifacts here, not in the repository (`mlflow run` works there)
-    mlflow.MlflowClient(uri).create_experiment("xstilts-ui-tiny", artifact_location=(work / "artifacts").as_uri())
     proc = subprocess.run([sys.executable, "-m", "mlflow", "run", str(ROOT), "--env-manager", "local",
                            "-P", f"config={config}", "-P", f"output_dir={work / 'out'}"],
                           cwd=work, env=env, capture_output=True, text=True, timeout=900)
@@ -204,8 +213,8 @@ def test_mlflow_run_puts_every_run_of_the_grid_in_its_named_experiment(launched_
     exp = client.get_experiment_by_name("xstilts-ui-tiny")
     assert exp.tags[EXPERIMENT_KIND_TAG] == TRAINING_KIND
     runs = client.search_runs([exp.experiment_id])
-    assert client.search_runs(["0"]) == []  # nothing left in Default (the launch run was given up)
-    assert [e.name for e in client.search_experiments()] == ["xstilts-ui-tiny", "Default"]
+    assert client.search_runs(["0"]) == []  # nothing in Default: `mlflow run` made its run in the grid's
+    assert Path(exp.artifact_location.removeprefix("file://")) == work / "mlartifacts" / "xstilts-ui-tiny"
     parent = [r for r in runs if r.data.tags.get("kind") == "grid"]
     assert len(parent) == 1 and parent[0].info.run_name == "grid-ui-tiny"
     parent = parent[0]
@@ -283,20 +292,19 @@ def mlflow_ui(launched_grid, tmp_path):
 
 @pytest.mark.slow
 def test_mlflow_ui_in_chromium_lists_the_grid_runs_in_one_named_experiment(mlflow_ui, tmp_path):
+    import re
+
     base, client = mlflow_ui
     chromium = _chromium()
     exp = client.get_experiment_by_name("xstilts-ui-tiny")
-    url = ui_url(base, exp.experiment_id)
+    n_runs = len(client.search_runs([exp.experiment_id]))
+    assert n_runs == 9  # the parent, 4 trainings, 4 evaluations
     shot = tmp_path / "mlflow-ui-runs.png"
-    dom = _render(chromium, url, shot, tmp_path / "profile")
-    print(f"MLflow UI screenshot: {shot}")
+    dom = _render(chromium, ui_url(base, exp.experiment_id), shot, tmp_path / "profile")
+    print(f"\nMLflow UI screenshot: {shot}")
     assert shot.is_file() and shot.stat().st_size > 10_000
-    assert "xstilts-ui-tiny" in dom, dom[-2000:]
-    assert "grid-ui-tiny" in dom  # the parent run, named after the grid, in the runs table
-    # its children are listed under it once expanded: all of them are in this experiment's table
-    runs = client.search_runs([exp.experiment_id], filter_string="tags.phase = 'intermediate'")
-    assert len(runs) == 4
-    assert "GenAI" not in dom.split("xstilts-ui-tiny", 1)[1][:2000] or "Runs" in dom
-    home = _render(chromium, f"{base}/#/experiments?{UI_QUERY}", tmp_path / "mlflow-ui-home.png",
-                   tmp_path / "profile2")
-    assert "xstilts-ui-tiny" in home
+    # the runs table (not the GenAI overview) of the named experiment, in the model-training view
+    assert re.search(r"<strong>(\d+)</strong> matching runs", dom), dom[-3000:]
+    assert re.search(r"<strong>(\d+)</strong> matching runs", dom).group(1) == str(n_runs)
+    assert "xstilts-ui-tiny" in dom and ">Model training<" in dom
+    assert "grid-ui-tiny" in dom  # the parent run, named after the grid; its children nest under it

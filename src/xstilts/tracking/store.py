@@ -86,7 +86,6 @@ class RunStore:
         self.claim_timeout = claim_timeout
         self.client = mlflow.MlflowClient(tracking_uri)
         self._claims: ClaimStore | None = None
-        self.launch_tags: dict[str, str] = {}  # of a launch run given up for this store (for_experiment)
 
     # -- opening -------------------------------------------------------------------
     @classmethod
@@ -116,18 +115,13 @@ class RunStore:
     def for_experiment(self, name: str) -> RunStore:
         """The same store logging into experiment ``name`` (unless a launch run fixes it).
 
-        A launch run in MLflow's Default experiment fixes nothing: ``mlflow run .``
-        without ``--experiment-name`` puts it there, so it is given up (see
-        :func:`_give_up_launch_run`) and its source tags go on the
-        first run adopting the launch in experiment ``name``.
-        """
-        if self.launch_run_id and self.experiment_id != DEFAULT_EXPERIMENT_ID:
+        ``mlflow run .`` without ``--experiment-name`` puts its run in the grid's
+        experiment already (:class:`ProjectExperimentProvider`)."""
+        if self.launch_run_id:
             return self
         other = RunStore(self.tracking_uri, _get_or_create_experiment(self.client, self.tracking_uri, name),
                          claim_timeout=self.claim_timeout)
         _mark_training_experiment(self.client, other.experiment_id)
-        if self.launch_run_id:
-            other.launch_tags = _give_up_launch_run(self.client, self.take_launch_run())
         other._claims = self._claims
         return other
 
@@ -155,8 +149,6 @@ class RunStore:
             self._log(launch, tags=tags)
             run_id = launch
         else:
-            if adopt_launch and self.launch_tags:
-                tags, self.launch_tags = {**self.launch_tags, **tags}, {}
             experiment = self.experiment_of(parent_id) if parent_id else self.experiment_id
             run_id = self.client.create_run(experiment, run_name=run_name, tags=tags).info.run_id
         self._log_environment(run_id)
@@ -526,13 +518,10 @@ EVAL_RECORD = "evaluation/record.json"
 
 
 # -- how the MLflow UI shows a grid -------------------------------------------------------
-DEFAULT_EXPERIMENT_ID = "0"  # MLflow's Default experiment, where `mlflow run` puts runs unless told
 #: MLflow 3 UIs that read the experiment kind (3.0 to 3.4) open a "custom_model_development"
 #: experiment on its runs table instead of the GenAI overview; later UIs follow the
-#: ``workflowType`` URL parameter instead (see xstilts.tracking.links).
+#: ``workflowType`` URL parameter instead (xstilts.grid.browse.ui_url).
 EXPERIMENT_KIND_TAG, TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
-_LAUNCH_TAG_PREFIXES = ("mlflow.source.", "mlflow.project.", "mlflow.user")
-LAUNCH_RUN_TAG = "xstilts.launch_run"
 
 
 def _mark_training_experiment(client, experiment_id: str) -> None:
@@ -541,18 +530,49 @@ def _mark_training_experiment(client, experiment_id: str) -> None:
         client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, TRAINING_KIND)
 
 
-def _give_up_launch_run(client, run_id: str) -> dict[str, str]:
-    """End and delete the run ``mlflow run`` created in the Default experiment; its source tags.
+class ProjectExperimentProvider:
+    """Where ``mlflow run`` of this project puts its run when not told: the grid's experiment.
 
-    Why: MLflow cannot move a run to another experiment, and the grid's runs belong in
-    the grid's own; ``mlflow run`` leaves a run it finds already ended as it is. The
-    tags (entry point, git commit, user) go on the run that replaces it.
+    MLflow asks its ``mlflow.default_experiment_provider`` entry points (pyproject.toml
+    registers this class) for an experiment when neither ``--experiment-name`` /
+    ``--experiment-id`` nor ``MLFLOW_EXPERIMENT_NAME`` / ``_ID`` chose one; without this, the
+    run (the grid's parent) lands in MLflow's Default experiment, and MLflow cannot move a
+    run later. This provider answers only inside ``mlflow run`` of an xstilts project
+    (read from the ``run`` command's own parameters): the main entry point gets its grid
+    config's experiment (``xstilts-default`` for the embedded grid), the others ``xstilts``,
+    where ``xstilts`` commands log by default. Anywhere else MLflow's default stands.
     """
-    run = client.get_run(run_id)
-    tags = {k: v for k, v in run.data.tags.items() if k.startswith(_LAUNCH_TAG_PREFIXES)}
-    client.set_terminated(run_id, "FINISHED")
-    client.delete_run(run_id)
-    return tags | {LAUNCH_RUN_TAG: run_id}
+
+    def in_context(self) -> bool:
+        return launch_experiment_name() is not None
+
+    def get_experiment_id(self) -> str:
+        import mlflow
+
+        name = launch_experiment_name()
+        client = mlflow.MlflowClient()
+        experiment_id = _get_or_create_experiment(client, mlflow.get_tracking_uri(), name)
+        _mark_training_experiment(client, experiment_id)
+        return experiment_id
+
+
+def launch_experiment_name() -> str | None:
+    """The experiment for the ``mlflow run`` command running now, if it runs xstilts; else None."""
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or ctx.command.name != "run" or "param_list" not in ctx.params:
+        return None
+    project = Path(ctx.params.get("uri") or ".")
+    mlproject = project / "MLproject"
+    if not mlproject.is_file() or not mlproject.read_text().startswith("name: xstilts\n"):
+        return None
+    if (ctx.params.get("entry_point") or "main") != "main":
+        return DEFAULT_EXPERIMENT
+    from xstilts.grid.config import GridConfig
+
+    params = dict(p.split("=", 1) for p in ctx.params.get("param_list") or () if "=" in p)
+    return GridConfig.from_file(project / params.get("config", "configs/default.yaml")).experiment
 
 
 def _get_or_create_experiment(client, uri: str, name: str) -> str:
