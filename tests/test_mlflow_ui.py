@@ -214,6 +214,7 @@ def test_mlflow_run_puts_every_run_of_the_grid_in_its_named_experiment(launched_
     assert exp.tags[EXPERIMENT_KIND_TAG] == TRAINING_KIND
     runs = client.search_runs([exp.experiment_id])
     assert client.search_runs(["0"]) == []  # nothing in Default: `mlflow run` made its run in the grid's
+    assert {e.name for e in client.search_experiments()} == {"xstilts-ui-tiny", "Default"}  # and no other
     assert Path(exp.artifact_location.removeprefix("file://")) == work / "mlartifacts" / "xstilts-ui-tiny"
     parent = [r for r in runs if r.data.tags.get("kind") == "grid"]
     assert len(parent) == 1 and parent[0].info.run_name == "grid-ui-tiny"
