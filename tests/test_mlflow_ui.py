@@ -300,7 +300,10 @@ def test_mlflow_ui_in_chromium_lists_the_grid_runs_in_one_named_experiment(mlflo
     exp = client.get_experiment_by_name("xstilts-ui-tiny")
     n_runs = len(client.search_runs([exp.experiment_id]))
     assert n_runs == 9  # the parent, 4 trainings, 4 evaluations
-    shot = tmp_path / "mlflow-ui-runs.png"
+    # kept where pytest's rotation of temporary folders does not remove it
+    shot = ROOT / "test-artifacts" / "mlflow-ui-runs.png"
+    shot.parent.mkdir(exist_ok=True)
+    shot.unlink(missing_ok=True)
     dom = _render(chromium, ui_url(base, exp.experiment_id), shot, tmp_path / "profile")
     print(f"\nMLflow UI screenshot: {shot}")
     assert shot.is_file() and shot.stat().st_size > 10_000
