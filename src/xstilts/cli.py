@@ -30,6 +30,11 @@ def _progress_lines() -> None:
 
 class _Group(click.Group):
     def invoke(self, ctx: click.Context):
+        import os
+
+        from xstilts.runtime.quiet import quiet_third_party
+
+        quiet_third_party(os.environ)  # before transformers/datasets are imported: they read it then
         _progress_lines()
         try:
             return super().invoke(ctx)

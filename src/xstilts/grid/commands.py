@@ -41,6 +41,7 @@ def grid_command(config_file, output_dir, threads, no_progress):
     click.echo(f"wall time: {result.seconds / 60:.1f} min (MLflow run {result.run_id})")
     click.echo(f"where the time went (also {cfg.output_dir}/timing.md and the run's timing/ artifacts):\n"
                f"{result.timing_table}")
+    click.echo(f"browse: `mlflow ui` here, then {result.ui_url}")
     if result.report is not None:
         click.echo(f"report: {result.report}")
     else:

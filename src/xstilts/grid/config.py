@@ -54,13 +54,14 @@ class GridConfig:
     intermediate: IntermediateGrid = field(default_factory=IntermediateGrid)
     targets: list[TargetGrid] = field(default_factory=list)
     mlm: MLMConfig | None = None
-    experiment: str = "xstilts-grid"
+    experiment: str = ""  # the MLflow experiment; empty: xstilts-NAME (named after the grid)
     output_dir: str = "grid-output"
     resource_groups: str | None = None  # CSV language,class overriding the Joshi et al. classes
     threads: int = 0
     tuning: TuningConfig | None = None  # Optuna tuning of each target before its cells train (off by default)
 
     def __post_init__(self) -> None:
+        self.experiment = self.experiment or f"xstilts-{self.name}"
         if isinstance(self.intermediate, dict):
             data = dict(self.intermediate)
             data["training"] = TrainingArgs(**data.get("training", {}))

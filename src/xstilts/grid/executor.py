@@ -71,7 +71,7 @@ class InProcessExecutor:
                 if any(d not in outcomes for d in job.needs):
                     continue
                 t0 = time.perf_counter()
-                outcome = job.run(self.ctx, outcomes)
+                outcome = self._run_one(job, outcomes, len(plan.jobs))
                 if outcome is None:  # claimed by another live process: come back to it
                     continue
                 outcomes[job.id] = outcome
@@ -83,3 +83,13 @@ class InProcessExecutor:
             if pending and not progressed:
                 time.sleep(self.ctx.poll_seconds)
         return outcomes
+
+    def _run_one(self, job, outcomes: dict[str, Any], total: int):
+        heartbeat = self.ctx.heartbeat
+        if heartbeat is None:
+            return job.run(self.ctx, outcomes)
+        heartbeat.begin(f"[{len(outcomes) + 1}/{total} running] {job.label or job.id}")
+        try:
+            return job.run(self.ctx, outcomes)
+        finally:
+            heartbeat.end()

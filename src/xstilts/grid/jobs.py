@@ -41,6 +41,7 @@ class JobContext:
     on_evaluation: Any | None = None        # training's per-evaluation callback (pruning)
     timings: Any | None = None              # xstilts.runtime.timing.Timings: where the time goes
     models_dir: Path | None = None          # keep registered models here for later jobs (else: discarded)
+    heartbeat: Any | None = None            # xstilts.grid.heartbeat.Heartbeat: lines while a job runs
 
     def __post_init__(self) -> None:
         if self.timings is None:
@@ -91,6 +92,7 @@ def run_train(ctx: JobContext, cfg: PhaseConfig, *, wait: bool = False, tags: di
 
 
 def _train_and_register(ctx: JobContext, cfg: PhaseConfig, claim, extra_tags: dict[str, str] | None = None):
+    from xstilts.grid.heartbeat import tap
     from xstilts.runtime.cpu import resolve_bf16
     from xstilts.training.phase import head_name, registry_name, run_tags, train_phase
 
@@ -105,9 +107,9 @@ def _train_and_register(ctx: JobContext, cfg: PhaseConfig, claim, extra_tags: di
     with ctx.store.job_run(run_name, tags, parent_id=ctx.parent_run_id, adopt_launch=ctx.adopt_launch) as run:
         ctx.store.claims.set_run(claim, run.run_id)
         with _model_home(ctx) as home:
-            result = train_phase(cfg, run, model_dir=home / "model", checkpoint_dir=ctx.checkpoint_root,
-                                 init_dir=init_dir, progress=ctx.progress, on_evaluation=ctx.on_evaluation,
-                                 timings=ctx.timings)
+            result = train_phase(cfg, tap(run, ctx.heartbeat), model_dir=home / "model",
+                                 checkpoint_dir=ctx.checkpoint_root, init_dir=init_dir, progress=ctx.progress,
+                                 on_evaluation=ctx.on_evaluation, timings=ctx.timings)
             if cfg.register:
                 with ctx.timings.phase("tracking"):
                     result.model_uri = run.register(result.model_dir, name=registry_name(cfg),
@@ -191,9 +193,10 @@ class TrainJob:
     needs: tuple[str, ...] = ()
     label: str = ""
     tune_job: str | None = None  # the TuneJob (among ``needs``) whose best values it trains with
+    tags: dict[str, str] = field(default_factory=dict, hash=False, compare=False)  # on its run
 
     def run(self, ctx: JobContext, done: dict[str, Any]):
-        cfg, tags = self.config, {}
+        cfg, tags = self.config, dict(self.tags)
         models = [n for n in self.needs if n != self.tune_job]
         if models:
             cfg = replace(cfg, init_from=done[models[0]].model_uri)
@@ -202,7 +205,7 @@ class TrainJob:
 
             tuned = done[self.tune_job]
             cfg = replace(cfg, training=apply_params(cfg.training, tuned.best_params))
-            tags = tuned.tags()
+            tags |= tuned.tags()
         return run_train(ctx, cfg, tags=tags)
 
 

@@ -164,7 +164,15 @@ def _plan_intermediate(plan: Plan, cfg: GridConfig, condition: str, seed: int) -
     if condition == "none":
         return None
     c = intermediate_config(cfg, condition, seed)
-    return plan.add(TrainJob(f"train:{c.run_key()}", c, label=f"intermediate {c.tasks[0].task} {condition} s{seed}"))
+    return plan.add(TrainJob(f"train:{c.run_key()}", c, label=f"intermediate {c.tasks[0].task} {condition} s{seed}",
+                             tags=cell_tags(cfg, condition, seed)))
+
+
+def cell_tags(cfg: GridConfig, condition: str, seed: int | None) -> dict[str, str]:
+    """Tags a user filters and groups a grid's runs by in the MLflow UI (seed ``all``: a
+    run shared by every seed, the bare encoder's evaluation)."""
+    return {"grid": cfg.name, "condition": condition, "seed": "all" if seed is None else str(seed),
+            "intermediate": "none" if condition == "none" else cfg.intermediate.task}
 
 
 def _plan_target(plan: Plan, cfg: GridConfig, target: TargetGrid, condition: str, seed: int,
@@ -172,20 +180,22 @@ def _plan_target(plan: Plan, cfg: GridConfig, target: TargetGrid, condition: str
     """Plan the target cell's training (unless retrieval) and evaluation; (eval job id, selection)."""
     from xstilts.grid.jobs import EvalJob, TrainJob
 
-    label = f"{target.task} {condition} s{seed}"
+    label, tags = f"{target.task} {condition} s{seed}", cell_tags(cfg, condition, seed)
     if is_retrieval(target):
         if inter is None:
-            job = EvalJob(f"eval:{target.task}:{cfg.base_model}", spec, model=cfg.base_model, label=f"eval {label}")
+            job = EvalJob(f"eval:{target.task}:{cfg.base_model}", spec, model=cfg.base_model, label=f"eval {label}",
+                          tags=cell_tags(cfg, condition, None))
         else:
-            job = EvalJob(f"eval:{target.task}:{inter}", spec, needs=(inter,), label=f"eval {label}")
+            job = EvalJob(f"eval:{target.task}:{inter}", spec, needs=(inter,), label=f"eval {label}", tags=tags)
         return plan.add(job), "none (encoder)"
     # a target trained on an intermediate model: its run_key is known once that model is
     # registered, so the plan id stands in the intermediate job's id for the model
     c = target_config(cfg, target, condition, seed, f"<{inter}>" if inter else None)
     tune = _plan_tuning(plan, cfg, target, condition, inter)
     needs = ((inter,) if inter else ()) + ((tune,) if tune else ())
-    train_id = plan.add(TrainJob(f"train:{c.run_key()}", c, needs=needs, label=f"target {label}", tune_job=tune))
-    job = EvalJob(f"eval:{target.task}:{train_id}", spec, needs=(train_id,), label=f"eval {label}")
+    train_id = plan.add(TrainJob(f"train:{c.run_key()}", c, needs=needs, label=f"target {label}", tune_job=tune,
+                                 tags=tags))
+    job = EvalJob(f"eval:{target.task}:{train_id}", spec, needs=(train_id,), label=f"eval {label}", tags=tags)
     return plan.add(job), target.selection
 
 

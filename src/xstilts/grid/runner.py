@@ -40,10 +40,12 @@ class GridResult:
     tuned: dict = field(default_factory=dict)  # tuning job id -> TuneOutcome (grids with tuning)
     timings: dict = field(default_factory=dict)  # seconds per category (xstilts.runtime.timing)
     timing_table: str = ""                        # the same as a markdown table
+    ui_url: str = ""  # the grid's runs table in the MLflow UI
 
 
 def run_grid(cfg: GridConfig, *, progress: bool = True, store=None) -> GridResult:
     """Run every job of ``cfg``'s plan, then write and log the table and the report."""
+    from xstilts.grid.browse import ui_url
     from xstilts.grid.plan import check_grid_leakage, plan_grid
     from xstilts.runtime.cpu import set_threads
     from xstilts.runtime.timing import Timings
@@ -63,6 +65,7 @@ def run_grid(cfg: GridConfig, *, progress: bool = True, store=None) -> GridResul
     abandoned = f"tags.kind = 'grid' and tags.grid_hash = '{cfg.grid_hash()}'"
     store.fail_abandoned_runs(abandoned)  # earlier invocations that were killed
     result = GridResult(parent, out / "results.csv", out / "results.parquet", None, 0.0)
+    result.ui_url = ui_url(store.tracking_uri, store.experiment_id)
     try:
         outcomes = _execute(store, cfg, plan, parent, out, progress, timings)
         _count(result, plan, outcomes)
@@ -104,15 +107,40 @@ def _job_run(store, run_id: str):
 
 
 def _execute(store, cfg: GridConfig, plan, parent: str, out: Path, progress: bool, timings=None) -> dict:
+    from xstilts.analysis.resource_groups import read_class_mapping
     from xstilts.grid.executor import InProcessExecutor, describe
+    from xstilts.grid.heartbeat import Heartbeat
     from xstilts.grid.jobs import JobContext
 
     progress_log = logging.getLogger("xstilts.progress")  # one line per finished job (see cli.py)
+    mapping = read_class_mapping(cfg.resource_groups) if cfg.resource_groups else None
+
+    def on_done(event) -> None:
+        progress_log.info(describe(event))
+        _log_language_groups(store, event, mapping)
+
     # models trained here are read back by later jobs from where they were saved, not downloaded
     with tempfile.TemporaryDirectory(prefix="xstilts-grid-models-") as models:
         ctx = JobContext.create(store, parent_run_id=parent, eval_dir=out / "evaluations", progress=progress,
-                                timings=timings, models_dir=Path(models))
-        return InProcessExecutor(ctx, on_done=lambda e: progress_log.info(describe(e))).run(plan)
+                                timings=timings, models_dir=Path(models), heartbeat=Heartbeat())
+        try:
+            return InProcessExecutor(ctx, on_done=on_done).run(plan)
+        finally:
+            ctx.heartbeat.close()
+
+
+def _log_language_groups(store, event, mapping) -> None:
+    """Per-resource-group means on a new evaluation's run (a reused one has them already)."""
+    from xstilts.grid.browse import group_metrics
+    from xstilts.grid.jobs import EvalOutcome
+
+    outcome = event.outcome
+    if not isinstance(outcome, EvalOutcome) or outcome.reused or not outcome.run_id:
+        return
+    metrics, tags = group_metrics(event.job.spec.task, outcome.record["languages"], mapping)
+    run = _job_run(store, outcome.run_id)
+    run.log_metrics(metrics)
+    run.set_tags(tags)
 
 
 def _count(result: GridResult, plan, outcomes: dict) -> None:

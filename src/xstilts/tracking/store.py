@@ -114,11 +114,15 @@ class RunStore:
         return cls(uri, exp_id, launch_run_id=launch, claim_timeout=timeout)
 
     def for_experiment(self, name: str) -> RunStore:
-        """The same store logging into experiment ``name`` (unless a launch run fixes it)."""
+        """The same store logging into experiment ``name`` (unless a launch run fixes it).
+
+        ``mlflow run .`` without ``--experiment-name`` puts its run in the grid's
+        experiment already (:class:`ProjectExperimentProvider`)."""
         if self.launch_run_id:
             return self
         other = RunStore(self.tracking_uri, _get_or_create_experiment(self.client, self.tracking_uri, name),
                          claim_timeout=self.claim_timeout)
+        _mark_training_experiment(self.client, other.experiment_id)
         other._claims = self._claims
         other._local_models = self._local_models
         return other
@@ -159,9 +163,18 @@ class RunStore:
         if launch:
             self.client.set_tag(launch, "mlflow.runName", run_name)
             self._log(launch, tags=tags)
-            return launch
-        experiment = self.experiment_of(parent_id) if parent_id else self.experiment_id
-        return self.client.create_run(experiment, run_name=run_name, tags=tags).info.run_id
+            run_id = launch
+        else:
+            experiment = self.experiment_of(parent_id) if parent_id else self.experiment_id
+            run_id = self.client.create_run(experiment, run_name=run_name, tags=tags).info.run_id
+        self._log_environment(run_id)
+        return run_id
+
+    def _log_environment(self, run_id: str) -> None:
+        """Packages, torch build, CPU model and flags (``environment.json``) on every run started."""
+        from xstilts.runtime.environment import ENVIRONMENT_ARTIFACT, describe_environment
+
+        self.client.log_dict(run_id, describe_environment(), ENVIRONMENT_ARTIFACT)
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)
@@ -521,6 +534,64 @@ class RunStore:
 
 
 EVAL_RECORD = "evaluation/record.json"
+
+
+# -- how the MLflow UI shows a grid -------------------------------------------------------
+#: MLflow 3 UIs that read the experiment kind (3.0 to 3.4) open a "custom_model_development"
+#: experiment on its runs table instead of the GenAI overview; later UIs follow the
+#: ``workflowType`` URL parameter instead (xstilts.grid.browse.ui_url).
+EXPERIMENT_KIND_TAG, TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
+
+
+def _mark_training_experiment(client, experiment_id: str) -> None:
+    """Tag the experiment as model training, unless a kind was set already (by a user, say)."""
+    if EXPERIMENT_KIND_TAG not in client.get_experiment(experiment_id).tags:
+        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, TRAINING_KIND)
+
+
+class ProjectExperimentProvider:
+    """Where ``mlflow run`` of this project puts its run when not told: the grid's experiment.
+
+    MLflow asks its ``mlflow.default_experiment_provider`` entry points (pyproject.toml
+    registers this class) for an experiment when neither ``--experiment-name`` /
+    ``--experiment-id`` nor ``MLFLOW_EXPERIMENT_NAME`` / ``_ID`` chose one; without this, the
+    run (the grid's parent) lands in MLflow's Default experiment, and MLflow cannot move a
+    run later. This provider answers only inside ``mlflow run`` of an xstilts project
+    (read from the ``run`` command's own parameters): the main entry point gets its grid
+    config's experiment (``xstilts-default`` for the embedded grid), the others ``xstilts``,
+    where ``xstilts`` commands log by default. Anywhere else MLflow's default stands.
+    """
+
+    def in_context(self) -> bool:
+        return launch_experiment_name() is not None
+
+    def get_experiment_id(self) -> str:
+        import mlflow
+
+        name = launch_experiment_name()
+        client = mlflow.MlflowClient()
+        experiment_id = _get_or_create_experiment(client, mlflow.get_tracking_uri(), name)
+        _mark_training_experiment(client, experiment_id)
+        return experiment_id
+
+
+def launch_experiment_name() -> str | None:
+    """The experiment for the ``mlflow run`` command running now, if it runs xstilts; else None."""
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or ctx.command.name != "run" or "param_list" not in ctx.params:
+        return None
+    project = Path(ctx.params.get("uri") or ".")
+    mlproject = project / "MLproject"
+    if not mlproject.is_file() or not mlproject.read_text().startswith("name: xstilts\n"):
+        return None
+    if (ctx.params.get("entry_point") or "main") != "main":
+        return DEFAULT_EXPERIMENT
+    from xstilts.grid.config import GridConfig
+
+    params = dict(p.split("=", 1) for p in ctx.params.get("param_list") or () if "=" in p)
+    return GridConfig.from_file(project / params.get("config", "configs/default.yaml")).experiment
 
 
 def _get_or_create_experiment(client, uri: str, name: str) -> str:
