@@ -12,9 +12,10 @@ Endpoints (``/docs`` shows them, ``/openapi.json`` is the schema):
 - ``GET /ping``, ``/health``, ``/version``, ``/models``.
 
 Every error is JSON ``{"error": {"status": N, "message": "..."}}``: malformed JSON, wrong
-fields or types, unknown models, empty or over-long strings, control characters (422); too
-many rows or too large a body (413). Concurrent requests to one model are batched
-(:mod:`.batching`).
+fields or types, unknown models, empty or over-long strings, control characters, a span QA
+question too long for its window, a word longer than a window (422); too many rows or too large
+a body (413). Span QA answers carry character offsets and a score. Concurrent requests to one
+model are batched (:mod:`.batching`).
 """
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ from typing import Any
 
 from fastapi import Request
 
-from xstilts.serving.batching import DynamicBatcher
 from xstilts.errors import XstiltsError
+from xstilts.serving.batching import DynamicBatcher
 from xstilts.serving.limits import Limits, RequestError, check_rows, rows_from_scoring
 from xstilts.serving.schemas import SCORING_REQUEST, TaskRequest
 
