@@ -35,7 +35,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-LANGS = ("en", "de", "fr", "es", "ru", "ar", "hi", "zh", "ja", "sw", "yo", "jv", "te", "ta", "my", "qu")
+LANGS = ("en", "de", "fr", "es", "ru", "ar", "hi", "zh", "ja", "ko", "sw", "yo", "jv", "te", "ta", "my")
 
 
 def cpu_info() -> str:
@@ -128,7 +128,7 @@ def build_model(layers: int, steps: int) -> str:
     t = time.perf_counter()
     result = run_phase(cfg, progress=False)
     print(f"trained {result.model_uri} ({layers} layers, {steps} steps) in {time.perf_counter() - t:.0f} s; "
-          f"English dev {result.dev_scores}", flush=True)
+          f"English dev {result.dev_scores or 'not evaluated (under an epoch)'}", flush=True)
     return result.model_uri
 
 
@@ -207,9 +207,9 @@ def main() -> None:
         if not args.model:  # a private store: the trained and exported models go nowhere else
             os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp}/mlflow.db"
             os.environ["XSTILTS_CHECKPOINT_DIR"] = f"{tmp}/ckpt"
+        rows = request_rows(LANGS, args.sentences_per_lang)
         torch_uri = args.model or build_model(args.build_layers, args.build_steps)
         exports = export_both(torch_uri, args.check_examples)
-        rows = request_rows(LANGS, args.sentences_per_lang)
         print(f"{len(rows)} request sentences from PAN-X dev in {len(LANGS)} languages; "
               f"{args.requests} timed requests per setup and concurrency", flush=True)
         results = {}
