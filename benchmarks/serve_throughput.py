@@ -1,17 +1,28 @@
-"""Serving throughput: requests/s and p50/p99 latency at concurrency 1 and 8, over loopback.
+"""Serving throughput of one PAN-X target model, four ways, in one run (the issue's Speed section).
 
-  (a) `mlflow models serve` of the PyTorch pyfunc   (--torch-model models:/xstilts-target-panx/1)
-  (b) `mlflow models serve` of the ONNX pyfunc      (--onnx-model models:/xstilts-serve-panx/1)
-  (c) `xstilts serve` fp32                          (--onnx-model, same)
-  (d) `xstilts serve` int8                          (--int8-model models:/xstilts-serve-panx/2)
+  (a) `mlflow models serve` of the PyTorch pyfunc   (the registered xstilts-target-panx version)
+  (b) `mlflow models serve` of the ONNX pyfunc      (its fp32 export, registered as xstilts-serve-panx)
+  (c) `xstilts serve` fp32                          (the same fp32 export)
+  (d) `xstilts serve` int8                          (its int8 export)
 
-Omitted models skip their rows. Each server is started as a subprocess on 127.0.0.1 and
-stopped after its rounds; requests are single PAN-X dev sentences (English and Swahili).
-Prints the CPU model and flags first, then a table and the ratios to (a).
+The target model is ``--model models:/xstilts-target-panx/VERSION`` (or ``@champion``) from the
+store of ``MLFLOW_TRACKING_URI`` (default ``./mlflow.db``), or, without ``--model``, one this
+script trains into a temporary store: ``--build-layers 12`` (the default encoder, the grid's
+model size) or ``--build-layers 2``, for ``--build-steps`` steps on English PAN-X train. Either
+way the script exports it to ONNX fp32 and int8 and registers both (the export checks are
+printed, not enforced: a briefly trained head can drift), then starts each server as a
+subprocess on 127.0.0.1, sends the same requests (one real PAN-X dev sentence per request,
+``dataframe_records`` on ``/invocations``, sentences from many languages in turn) at
+concurrency 1 and 8, and stops it. Every server uses all cores (its own defaults).
+
+Prints the CPU model and flags, then requests/s, p50 and p99 latency per setup and
+concurrency, the ratios to (a) and (b), and the issue's goals at concurrency 8.
+``--quick``: a 2-layer model trained for a few steps, few requests (a smoke run, not a figure).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import signal
@@ -19,9 +30,12 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+LANGS = ("en", "de", "fr", "es", "ru", "ar", "hi", "zh", "ja", "ko", "sw", "yo", "jv", "te", "ta", "my")
 
 
 def cpu_info() -> str:
@@ -30,7 +44,7 @@ def cpu_info() -> str:
         model = next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name"))
         flags = next(line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags"))
         keep = [f for f in flags if f.startswith(("avx", "amx", "fma", "sse4"))]
-        return f"{model}; {os.cpu_count()} cores; flags {' '.join(keep)}"
+        return f"{model}; {os.cpu_count()} logical CPUs; flags {' '.join(keep)}"
     except (OSError, StopIteration):
         return platform.processor() or "unknown CPU"
 
@@ -41,21 +55,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(cmd: list[str], port: int, timeout: float = 180) -> subprocess.Popen:
+def start(cmd: list[str], port: int, env: dict, log: Path, timeout: float = 600) -> subprocess.Popen:
     import httpx
 
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"server exited ({proc.returncode}): {' '.join(cmd)}")
+            raise SystemExit(f"server exited ({proc.returncode}): {' '.join(cmd)}\n{log.read_text()[-3000:]}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200:
                 return proc
         except httpx.HTTPError:
-            time.sleep(0.5)
+            pass
+        time.sleep(0.5)
     stop(proc)
-    raise SystemExit(f"server not ready after {timeout:.0f} s: {' '.join(cmd)}")
+    raise SystemExit(f"server not ready after {timeout:.0f} s: {' '.join(cmd)}\n{log.read_text()[-3000:]}")
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -68,64 +84,151 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def measure(port: int, rows: list[dict], *, requests: int, concurrency: int) -> dict:
+def measure(port: int, rows: list[dict], *, requests: int, concurrency: int, warmup: int) -> dict:
+    """Requests/s over ``requests`` requests at ``concurrency`` (after ``warmup`` untimed ones)."""
     import httpx
 
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as http:
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300,
+                      limits=httpx.Limits(max_connections=concurrency + 1)) as http:
         def one(i: int) -> float:
             t = time.perf_counter()
             r = http.post("/invocations", json={"dataframe_records": [rows[i % len(rows)]]})
-            r.raise_for_status()
+            if r.status_code != 200:
+                raise SystemExit(f"request {i} answered {r.status_code}: {r.text[:500]}")
             return time.perf_counter() - t
 
-        for i in range(min(4, requests)):  # warm-up
+        for i in range(warmup):
             one(i)
         t0 = time.perf_counter()
         with ThreadPoolExecutor(concurrency) as pool:
             lat = sorted(pool.map(one, range(requests)))
         wall = time.perf_counter() - t0
     return {"rps": requests / wall, "p50": statistics.median(lat) * 1000,
-            "p99": lat[min(len(lat) - 1, int(0.99 * len(lat)))] * 1000}
+            "p99": lat[min(len(lat) - 1, int(0.99 * len(lat)))] * 1000, "requests": requests}
+
+
+def request_rows(langs, per_lang: int) -> list[dict]:
+    """Single PAN-X dev sentences, interleaved across languages (``{"words": [...]}`` rows)."""
+    from xstilts.data.loading import load_examples
+
+    per = {lang: [{"words": list(ex.words)} for ex in load_examples("panx", lang, "dev")[:per_lang]]
+           for lang in langs}
+    return [per[lang][i] for i in range(per_lang) for lang in langs if i < len(per[lang])]
+
+
+def build_model(layers: int, steps: int) -> str:
+    """Train a PAN-X target model on English train (``layers`` encoder layers) and register it."""
+    from xstilts.config import PhaseConfig, TaskData, TrainingArgs
+    from xstilts.training.phase import run_phase
+
+    cfg = PhaseConfig(phase="target", selection="last", num_hidden_layers=None if layers == 12 else layers, seed=0,
+                      tasks=[TaskData(task="panx", languages=["en"], split="train", max_examples=steps * 16,
+                                      max_dev_examples=100)],
+                      training=TrainingArgs(batch_size=16, max_steps=steps, learning_rate=1e-4, max_length=128))
+    t = time.perf_counter()
+    result = run_phase(cfg, progress=False)
+    print(f"trained {result.model_uri} ({layers} layers, {steps} steps) in {time.perf_counter() - t:.0f} s; "
+          f"English dev {result.dev_scores or 'not evaluated (under an epoch)'}", flush=True)
+    return result.model_uri
+
+
+def export_both(model_uri: str, max_examples: int) -> dict[str, str]:
+    """Register the fp32 and int8 exports of ``model_uri``; print their checks."""
+    from xstilts.export.commands import _example_rows
+    from xstilts.export.exporter import export_model
+    from xstilts.tracking.store import RunStore, model_name
+
+    store = RunStore.open()
+    out = {}
+    for precision in ("fp32", "int8"):
+        with tempfile.TemporaryDirectory(prefix="xstilts-bench-export-") as tmp:
+            result = export_model(model_uri, task_name="panx", precision=precision, out_dir=f"{tmp}/b",
+                                  max_examples=max_examples, store=store, check=False)
+            reg = store.register_export(result.bundle, name=model_name("serve", "panx"), tags=result.tags,
+                                        input_example=_example_rows("panx"), parent_run_id=result.source.run_id)
+        metric = result.manifest["checks"]["metric"]
+        drift = {lang: round(r["drift"], 2) for lang, r in metric["languages"].items()}
+        print(f"export {precision}: {reg.uri}; max abs logit diff "
+              f"{result.manifest['checks']['parity']['max_abs_diff']:.2e}; F1 drift per language {drift}", flush=True)
+        out[precision] = reg.uri
+    return out
+
+
+def setups(torch_uri: str, exports: dict[str, str]) -> list[tuple[str, str, callable]]:
+    mlflow_bin = str(Path(sys.executable).with_name("mlflow"))
+
+    def mlflow_serve(m, p):
+        return [mlflow_bin, "models", "serve", "-m", m, "--env-manager", "local", "-h", "127.0.0.1", "-p", str(p)]
+
+    def xstilts_serve(m, p):
+        return [sys.executable, "-m", "xstilts.cli", "serve", "--model", m, "--port", str(p)]
+
+    return [("a mlflow serve torch", torch_uri, mlflow_serve), ("b mlflow serve onnx", exports["fp32"], mlflow_serve),
+            ("c xstilts serve fp32", exports["fp32"], xstilts_serve),
+            ("d xstilts serve int8", exports["int8"], xstilts_serve)]
+
+
+def report(results: dict, levels: list[int]) -> None:
+    print(f"\n{'setup':<22}{'conc':>5}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'rps/(a)':>9}{'rps/(b)':>9}"
+          f"{'p99/(a)':>9}")
+    for (label, c), r in results.items():
+        a, b = results.get(("a mlflow serve torch", c)), results.get(("b mlflow serve onnx", c))
+        print(f"{label:<22}{c:>5}{r['rps']:>9.1f}{r['p50']:>9.1f}{r['p99']:>9.1f}"
+              f"{r['rps'] / a['rps'] if a else float('nan'):>9.2f}{r['rps'] / b['rps'] if b else float('nan'):>9.2f}"
+              f"{r['p99'] / a['p99'] if a else float('nan'):>9.2f}")
+    c = max(levels)
+    a, b = results[("a mlflow serve torch", c)], results[("b mlflow serve onnx", c)]
+    best = max((results[(k, c)] for k in ("c xstilts serve fp32", "d xstilts serve int8")), key=lambda r: r["rps"])
+    print(f"\ngoals at concurrency {c} (best of c/d): rps >= 3x (a): {best['rps'] / a['rps']:.2f}x; "
+          f">= 1.5x (b): {best['rps'] / b['rps']:.2f}x; p99 <= 0.2x (a): {best['p99'] / a['p99']:.2f}x "
+          f"({best['p99']:.1f} ms)")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--torch-model")
-    ap.add_argument("--onnx-model")
-    ap.add_argument("--int8-model")
-    ap.add_argument("--requests", type=int, default=200)
+    ap.add_argument("--model", help="models:/xstilts-target-panx/VERSION or @ALIAS (default: train one, below)")
+    ap.add_argument("--build-layers", type=int, default=12, choices=(2, 12),
+                    help="without --model: encoder layers of the model to train (12: the default encoder)")
+    ap.add_argument("--build-steps", type=int, default=300, help="without --model: training steps (batch 16)")
+    ap.add_argument("--requests", type=int, default=400, help="timed requests per setup and concurrency")
+    ap.add_argument("--warmup", type=int, default=20, help="untimed requests before each timed round")
     ap.add_argument("--concurrency", default="1,8")
+    ap.add_argument("--sentences-per-lang", type=int, default=25)
+    ap.add_argument("--check-examples", type=int, default=100, help="examples per language of the export checks")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 2 layers, 20 steps, 24 requests")
+    ap.add_argument("--json", dest="json_out", help="also write the results here")
     args = ap.parse_args()
-    from xstilts.data.loading import load_examples
-
-    rows = [{"words": list(ex.words)} for lang in ("en", "sw") for ex in load_examples("panx", lang, "dev")[:50]]
-    mlflow_bin = str(Path(sys.executable).with_name("mlflow"))
-    xstilts_bin = [sys.executable, "-m", "xstilts.cli"]
-    setups = [("a mlflow serve torch", args.torch_model, lambda m, p: [mlflow_bin, "models", "serve", "-m", m,
-                                                                      "--env-manager", "local", "-p", str(p)]),
-              ("b mlflow serve onnx", args.onnx_model, lambda m, p: [mlflow_bin, "models", "serve", "-m", m,
-                                                                    "--env-manager", "local", "-p", str(p)]),
-              ("c xstilts serve fp32", args.onnx_model, lambda m, p: [*xstilts_bin, "serve", "--model", m,
-                                                                     "--port", str(p)]),
-              ("d xstilts serve int8", args.int8_model, lambda m, p: [*xstilts_bin, "serve", "--model", m,
-                                                                     "--port", str(p)])]
-    print(f"CPU: {cpu_info()}")
-    results = {}
-    for label, model, cmd in setups:
-        if not model or (label.split()[1] == "mlflow" and not model.startswith("models:/")):
-            continue  # mlflow models serve needs a registered model, not a bundle directory
-        port = free_port()
-        proc = start(cmd(model, port), port)
-        try:
-            for c in (int(x) for x in args.concurrency.split(",")):
-                results[(label, c)] = measure(port, rows, requests=args.requests, concurrency=c)
-        finally:
-            stop(proc)
-    print(f"{'setup':<24}{'conc':>5}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'x (a)':>8}")
-    for (label, c), r in results.items():
-        base = results.get((setups[0][0], c))
-        ratio = f"{r['rps'] / base['rps']:.2f}" if base else "-"
-        print(f"{label:<24}{c:>5}{r['rps']:>10.1f}{r['p50']:>10.1f}{r['p99']:>10.1f}{ratio:>8}")
+    if args.quick:
+        args.build_layers, args.build_steps, args.requests, args.warmup = 2, 20, 24, 2
+        args.sentences_per_lang, args.check_examples = 4, 16
+    levels = [int(x) for x in args.concurrency.split(",")]
+    print(f"CPU: {cpu_info()}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="xstilts-bench-") as tmp:
+        if not args.model:  # a private store: the trained and exported models go nowhere else
+            os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp}/mlflow.db"
+            os.environ["XSTILTS_CHECKPOINT_DIR"] = f"{tmp}/ckpt"
+        rows = request_rows(LANGS, args.sentences_per_lang)
+        torch_uri = args.model or build_model(args.build_layers, args.build_steps)
+        exports = export_both(torch_uri, args.check_examples)
+        print(f"{len(rows)} request sentences from PAN-X dev in {len(LANGS)} languages; "
+              f"{args.requests} timed requests per setup and concurrency", flush=True)
+        results = {}
+        for label, model, cmd in setups(torch_uri, exports):
+            port = free_port()
+            t = time.perf_counter()
+            proc = start(cmd(model, port), port, dict(os.environ), Path(tmp) / f"{label[0]}.log")
+            print(f"{label}: {model} ready in {time.perf_counter() - t:.0f} s", flush=True)
+            try:
+                for c in levels:
+                    results[(label, c)] = measure(port, rows, requests=args.requests, concurrency=c,
+                                                  warmup=args.warmup)
+            finally:
+                stop(proc)
+        report(results, levels)
+        if args.json_out:
+            Path(args.json_out).write_text(json.dumps({"cpu": cpu_info(), "model": torch_uri, "exports": exports,
+                                                       "results": [{"setup": k[0], "concurrency": k[1], **v}
+                                                                   for k, v in results.items()]}, indent=2))
 
 
 if __name__ == "__main__":

@@ -123,10 +123,21 @@ class ServedModel:
     def max_length(self) -> int:
         return int(self.manifest["max_length"])
 
+    @property
+    def doc_stride(self) -> int:
+        return int(self.manifest["doc_stride"])
+
+    def check(self, rows: list[dict[str, Any]]) -> None:
+        """Raise ``XstiltsError`` naming the first row this model cannot featurize (before it is batched)."""
+        self.family.check_served_rows(self.task, self.tokenizer, rows, max_length=self.max_length,
+                                      doc_stride=self.doc_stride)
+
     def predict(self, rows: list[dict[str, Any]]) -> list[Any]:
         """One response per row (``TaskFamily.serve``'s: a label, tags, an answer, an index, a vector)."""
         return self.family.serve_exported(self.task, self.model, self.tokenizer, rows,
-                                          max_length=self.max_length, doc_stride=int(self.manifest["doc_stride"]))
+                                          max_length=self.max_length, doc_stride=self.doc_stride)
 
-    def describe(self, rows: list[dict[str, Any]], responses: list[Any]) -> list[dict[str, Any]]:
-        return self.family.describe(rows, responses)
+    def predict_described(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The task-shaped endpoint's answer per row (tags with offsets and entities, answer spans, ...)."""
+        return self.family.serve_exported_described(self.task, self.model, self.tokenizer, rows,
+                                                    max_length=self.max_length, doc_stride=self.doc_stride)

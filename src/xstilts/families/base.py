@@ -193,18 +193,30 @@ class TaskFamily:
         ``base_model`` names the encoder the model was built on (the retrieval families pick
         their layer by it).
         """
-        from xstilts.data.task_features import task_features
-        from xstilts.evaluation.predict import EvalData, predict
+        from xstilts.evaluation.predict import predict
 
+        data = self.served_data(task, tokenizer, rows, max_length=max_length, doc_stride=doc_stride)
+        if not data.examples:
+            return []
+        return self.response(predict(model, head, data, batch_size=batch_size), data.examples)
+
+    def check_served_rows(self, task, tokenizer, rows: Sequence[Mapping[str, Any]], *, max_length: int,
+                          doc_stride: int) -> None:
+        """Refuse (``XstiltsError`` naming the row) rows the featurizer cannot window at these lengths."""
         for i, row in enumerate(rows):
             self.check_row(i, row)
+
+    def served_data(self, task, tokenizer, rows: Sequence[Mapping[str, Any]], *, max_length: int,
+                    doc_stride: int):
+        """Checked request ``rows`` as evaluation data (examples and features, featurized as evaluation does)."""
+        from xstilts.data.task_features import task_features
+        from xstilts.evaluation.predict import EvalData
+
+        self.check_served_rows(task, tokenizer, rows, max_length=max_length, doc_stride=doc_stride)
         examples = self.examples_from_rows(task, rows)
-        if not examples:
-            return []
         features = task_features(task, examples, tokenizer, lang="serve", split="serve", max_length=max_length,
-                                 doc_stride=doc_stride, cache=False)
-        data = EvalData(task, "serve", "serve", examples, features)
-        return self.response(predict(model, head, data, batch_size=batch_size), examples)
+                                 doc_stride=doc_stride, cache=False) if examples else None
+        return EvalData(task, "serve", "serve", examples, features)
 
     # -- ONNX export and serving from an export ------------------------------------------
     #: the exported graph's outputs and their dynamic axes (by position; None: fixed)
@@ -257,6 +269,12 @@ class TaskFamily:
         """:meth:`serve` on an exported model (an ONNX model called like ``XstiltsModel``)."""
         return self.serve(task, model, tokenizer, rows, head=model.head, max_length=max_length,
                           doc_stride=doc_stride, batch_size=batch_size)
+
+    def serve_exported_described(self, task, model, tokenizer, rows: Sequence[Mapping[str, Any]], *,
+                                 max_length: int, doc_stride: int, batch_size: int = 32) -> list[dict[str, Any]]:
+        """The task-shaped endpoint's answers (:meth:`describe` of :meth:`serve_exported`'s) on an exported model."""
+        return self.describe(rows, self.serve_exported(task, model, tokenizer, rows, max_length=max_length,
+                                                       doc_stride=doc_stride, batch_size=batch_size))
 
     def describe(self, rows: Sequence[Mapping[str, Any]], responses: Sequence[Any]) -> list[dict[str, Any]]:
         """The task-shaped endpoint's answer per row, from :meth:`serve`'s responses."""

@@ -5,6 +5,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from xstilts.errors import XstiltsError
 from xstilts.families.base import ServingField, ServingSchema, TaskFamily
 
 
@@ -16,7 +17,7 @@ class SpanQA(TaskFamily):
     doc_stride = 128
     serving = ServingSchema(
         (ServingField("question", "string"), ServingField("context", "string", doc="the passage to answer from")),
-        output="the answer text, cut from the context")
+        output="the answer text, cut from the context (the answer endpoint adds offsets and a score)")
     endpoint = "answer"
     export_outputs = {"start_logits": ("batch", "sequence"), "end_logits": ("batch", "sequence")}
 
@@ -57,7 +58,11 @@ class SpanQA(TaskFamily):
         return TaskOutput(loss, (start, end))
 
     def decode(self, data, outputs: Iterable[tuple[list[int], list[int], Any]]) -> dict[str, str]:
-        from xstilts.data.featurize.span_qa import best_spans
+        return {guid: span.text for guid, span in self.decode_spans(data, outputs).items()}
+
+    def decode_spans(self, data, outputs: Iterable[tuple[list[int], list[int], Any]]) -> dict[str, Any]:
+        """``{guid: AnswerSpan}``: the answer with its character offsets and score (serving)."""
+        from xstilts.data.featurize.span_qa import answer_spans
 
         feats = data.features.features
         starts: list[Any] = [None] * len(feats)
@@ -67,8 +72,8 @@ class SpanQA(TaskFamily):
             for k, r in enumerate(rows):
                 n = len(feats[r].input_ids)
                 starts[r], ends[r] = s[k, :n], e[k, :n]
-        return best_spans(starts, ends, feats, data.examples,
-                          allow_impossible=any(ex.is_impossible for ex in data.examples))
+        return answer_spans(starts, ends, feats, data.examples,
+                            allow_impossible=any(ex.is_impossible for ex in data.examples))
 
     def gold(self, task, examples: Sequence[Any]) -> Any:
         from xstilts.evaluation.metrics.squad import references_from_examples
@@ -105,14 +110,43 @@ class SpanQA(TaskFamily):
         return [{"question": s, "context": " ".join(sentences[(i + k) % n] for k in (1, 2, 3))}
                 for i, s in enumerate(sentences)]
 
-    def describe(self, rows: Sequence[Mapping[str, Any]], responses: Sequence[Any]) -> list[dict[str, Any]]:
-        """The answer and its character offsets in the context (the first occurrence of the text)."""
-        out = []
-        for row, answer in zip(rows, responses):
-            start = str(row["context"]).find(answer) if answer else -1
-            out.append({"answer": answer, "start": start if start >= 0 else None,
-                        "end": start + len(answer) if start >= 0 else None})
-        return out
+    def check_served_rows(self, task, tokenizer, rows: Sequence[Mapping[str, Any]], *, max_length: int,
+                          doc_stride: int) -> None:
+        """Also refuse a question too long for its window: the tokenizer cannot window the context
+        beside it (it panics: the stride must be shorter than what the question leaves)."""
+        super().check_served_rows(task, tokenizer, rows, max_length=max_length, doc_stride=doc_stride)
+        stride = min(doc_stride, max_length // 2)  # as the featurizer
+        room = max_length - tokenizer.num_special_tokens_to_add(pair=True) - stride - 1
+        questions = tokenizer([str(r["question"]).lstrip() for r in rows], add_special_tokens=False)["input_ids"]
+        for i, ids in enumerate(questions):
+            if len(ids) > room:
+                raise XstiltsError(f"serving row {i}: the question is {len(ids)} tokens long; this model's "
+                                   f"{max_length}-token windows (stride {stride}) leave room for at most {room}")
+
+    def answers(self, task, model, tokenizer, rows: Sequence[Mapping[str, Any]], *, head: str | None,
+                max_length: int, doc_stride: int, batch_size: int = 32) -> list[Any]:
+        """:class:`~xstilts.data.featurize.span_qa.AnswerSpan` per row, decoded as evaluation decodes."""
+        from xstilts.evaluation.predict import predict
+
+        data = self.served_data(task, tokenizer, rows, max_length=max_length, doc_stride=doc_stride)
+        if not data.examples:
+            return []
+        spans = predict(model, head, data, batch_size=batch_size, decode=self.decode_spans)
+        return [spans[ex.guid] for ex in data.examples]
+
+    def serve(self, task, model, tokenizer, rows: Sequence[Mapping[str, Any]], *, head: str | None,
+              max_length: int, doc_stride: int, batch_size: int = 32, base_model: str = "") -> list[Any]:
+        """The answer text per row (MLflow's plain outputs)."""
+        return [a.text for a in self.answers(task, model, tokenizer, rows, head=head, max_length=max_length,
+                                             doc_stride=doc_stride, batch_size=batch_size)]
+
+    def serve_exported_described(self, task, model, tokenizer, rows: Sequence[Mapping[str, Any]], *,
+                                 max_length: int, doc_stride: int, batch_size: int = 32) -> list[dict[str, Any]]:
+        """``{answer, start, end, score}`` per row: character offsets in the context from the tokenizer's
+        offset mapping, score the span's probability in its window (``answer_spans``)."""
+        return [a.to_dict() for a in self.answers(task, model, tokenizer, rows, head=model.head,
+                                                  max_length=max_length, doc_stride=doc_stride,
+                                                  batch_size=batch_size)]
 
 
 SPAN_QA = SpanQA()

@@ -12,9 +12,10 @@ Endpoints (``/docs`` shows them, ``/openapi.json`` is the schema):
 - ``GET /ping``, ``/health``, ``/version``, ``/models``.
 
 Every error is JSON ``{"error": {"status": N, "message": "..."}}``: malformed JSON, wrong
-fields or types, unknown models, empty or over-long strings, control characters (422); too
-many rows or too large a body (413). Concurrent requests to one model are batched
-(:mod:`.batching`).
+fields or types, unknown models, empty or over-long strings, control characters, a span QA
+question too long for its window, a word longer than a window (422); too many rows or too large
+a body (413). Span QA answers carry character offsets and a score. Concurrent requests to one
+model are batched (:mod:`.batching`).
 """
 from __future__ import annotations
 
@@ -24,9 +25,10 @@ from typing import Any
 
 from fastapi import Request
 
+from xstilts.errors import XstiltsError
 from xstilts.serving.batching import DynamicBatcher
 from xstilts.serving.limits import Limits, RequestError, check_rows, rows_from_scoring
-from xstilts.serving.schemas import TaskRequest
+from xstilts.serving.schemas import SCORING_REQUEST, TaskRequest
 
 
 @dataclass(frozen=True)
@@ -43,14 +45,38 @@ class _Served:
 
     def __init__(self, model, settings: ServeSettings) -> None:
         self.model = model
-        self.batcher = DynamicBatcher(model.predict, max_batch_rows=settings.max_batch_rows,
-                                      max_wait_s=settings.max_wait_ms / 1000)
+        kw = dict(max_batch_rows=settings.max_batch_rows, max_wait_s=settings.max_wait_ms / 1000)
+        self.batcher = DynamicBatcher(model.predict, **kw)                  # /invocations: plain outputs
+        self.described = DynamicBatcher(model.predict_described, **kw)      # task-shaped endpoints
+
+    def checked(self, rows: Any, limits: Limits) -> list[dict[str, Any]]:
+        """``rows`` checked against the schema, the limits and what the model can featurize (422 naming
+        the row), so that a bad row never reaches a batch."""
+        rows = check_rows(self.model.family, rows, limits)
+        try:
+            self.model.check(rows)
+        except XstiltsError as exc:
+            raise RequestError(422, str(exc)) from None
+        return rows
+
+    async def answer(self, batcher: DynamicBatcher, rows: list[dict[str, Any]]) -> list[Any]:
+        """``rows`` through ``batcher``; a row the featurizer refuses (a word longer than a window) is a
+        422 naming it (a failed joint batch is retried per request, so the row index is this request's)."""
+        try:
+            return await batcher.submit(rows)
+        except XstiltsError as exc:
+            raise RequestError(422, str(exc)[:2000]) from None
 
     def info(self) -> dict[str, Any]:
         m = self.model.manifest
         return {"name": self.model.name, "version": self.model.version, "task": m["task"], "family": m["family"],
                 "endpoint": m["endpoint"], "precision": m["precision"], "max_length": m["max_length"],
                 "labels": m.get("labels"), "inputs": m["serving"]["inputs"]}
+
+
+def _stats(plain: dict[str, Any], described: dict[str, Any]) -> dict[str, Any]:
+    """Both batchers of a model as one: batches and rows summed."""
+    return {**plain, "batches": plain["batches"] + described["batches"], "rows": plain["rows"] + described["rows"]}
 
 
 def _error(status: int, message: str):
@@ -67,6 +93,8 @@ async def _json_body(request) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise RequestError(400, f"malformed JSON: {exc}") from None
+    except RecursionError:  # a body of nested brackets deeper than the parser's stack
+        raise RequestError(400, "malformed JSON: nested too deeply") from None
 
 
 def _install_errors(app) -> None:
@@ -121,7 +149,8 @@ def _add_meta_routes(app, served: dict[str, _Served], settings: ServeSettings) -
 
     @app.get("/health")
     async def health() -> dict:
-        return {"status": "ok", "models": {n: s.batcher.stats() for n, s in served.items()},
+        models = {n: _stats(s.batcher.stats(), s.described.stats()) for n, s in served.items()}
+        return {"status": "ok", "models": models,
                 "settings": asdict(settings)}
 
     @app.get("/version")
@@ -145,23 +174,29 @@ def _pick(served: dict[str, _Served], name: str | None) -> _Served:
 
 
 def _add_predict_routes(app, served: dict[str, _Served], settings: ServeSettings) -> None:
-    @app.post("/invocations")
+    from fastapi import Path
+
+    # the schema lists what is served, so clients (and schemathesis) see the valid names
+    names = Path(description="a served model (GET /models)", json_schema_extra={"enum": sorted(served)})
+    endpoints = Path(description="the model's task endpoint",
+                     json_schema_extra={"enum": sorted({s.model.manifest["endpoint"] for s in served.values()})})
+
+    @app.post("/invocations", openapi_extra=SCORING_REQUEST)
     async def invocations(request: Request, model: str | None = None) -> dict:
         """MLflow's scoring protocol; the predictions are the model family's plain outputs."""
         s = _pick(served, model)
-        rows = check_rows(s.model.family, rows_from_scoring(await _json_body(request)), settings.limits)
-        predictions = await s.batcher.submit(rows)
+        rows = s.checked(rows_from_scoring(await _json_body(request)), settings.limits)
+        predictions = await s.answer(s.batcher, rows)
         return {"predictions": predictions, "model": s.model.name, "version": s.model.version}
 
     @app.post("/models/{name}/{endpoint}")
-    async def task_endpoint(name: str, endpoint: str, body: TaskRequest) -> dict:
+    async def task_endpoint(body: TaskRequest, name: str = names, endpoint: str = endpoints) -> dict:
         """Task-shaped answers: ``classify``, ``tag``, ``answer``, ``choose`` or ``embed``
         (each model answers its family's one; ``GET /models`` lists them)."""
         s = _pick(served, name)
         if endpoint != s.model.manifest["endpoint"]:
             raise RequestError(404, f"model {name!r} ({s.model.manifest['task']}) answers "
                                     f"/models/{name}/{s.model.manifest['endpoint']}, not {endpoint!r}")
-        rows = check_rows(s.model.family, body.inputs, settings.limits)
-        responses = await s.batcher.submit(rows)
+        rows = s.checked(body.inputs, settings.limits)
         return {"model": s.model.name, "version": s.model.version, "task": s.model.manifest["task"],
-                "predictions": s.model.describe(rows, responses)}
+                "predictions": await s.answer(s.described, rows)}

@@ -16,3 +16,22 @@ class TaskRequest(BaseModel):
     inputs: list[dict[str, Any]] = Field(description="request rows (classify: text[, text_pair]; tag: words "
                                                      "or text; answer: question, context; choose: question, "
                                                      "choices[, context]; embed: text)")
+
+
+#: ``POST /invocations``' body in the OpenAPI schema (the route parses it itself: MLflow's four formats)
+SCORING_REQUEST = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": {
+        "type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": False,
+        "description": "exactly one of MLflow's scoring formats; rows have the model's fields (GET /models)",
+        "properties": {
+            "dataframe_records": {"type": "array", "items": {"type": "object"}},
+            "dataframe_split": {"type": "object", "required": ["columns", "data"],
+                                "properties": {"columns": {"type": "array", "items": {"type": "string"}},
+                                               "data": {"type": "array", "items": {"type": "array"}}}},
+            "inputs": {"type": ["array", "object"]},
+            "instances": {"type": ["array", "object"]},
+        }},
+    "examples": {"records": {"value": {"dataframe_records": [{"text": "Rais Samia Suluhu Hassan alizuru Nairobi."}]}},
+                 "split": {"value": {"dataframe_split": {"columns": ["words"],
+                                                         "data": [[["Olusegun", "Obasanjo", "wa", "Abeokuta"]]]}}}},
+}}}}

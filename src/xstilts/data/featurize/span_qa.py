@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
@@ -114,11 +114,64 @@ def featurize_span_qa(examples: Sequence[SpanQAExample], tokenizer: Any, *, max_
     return features
 
 
+class AnswerSpan(NamedTuple):
+    """A predicted answer: its text, its ``[start, end)`` character offsets in the context (from the
+    tokenizer's offset mapping) and ``score``, the probability of the span in its window (below)."""
+
+    text: str
+    start: int | None
+    end: int | None
+    score: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"answer": self.text, "start": self.start, "end": self.end, "score": self.score}
+
+
+NO_ANSWER = AnswerSpan("", None, None, None)
+
+
 def best_spans(start_logits: Sequence[np.ndarray] | np.ndarray, end_logits: Sequence[np.ndarray] | np.ndarray,
-               features: Sequence[SpanQAFeature], examples: Sequence[SpanQAExample], *, n_best: int = 20,
-               max_answer_len: int = 30, allow_impossible: bool = False,
-               null_score_diff_threshold: float = 0.0) -> dict[str, str]:
-    """Answer text per example ``guid`` from per-feature logits (HF ``postprocess_qa_predictions``).
+               features: Sequence[SpanQAFeature], examples: Sequence[SpanQAExample], **kw: Any) -> dict[str, str]:
+    """Answer text per example ``guid`` (:func:`answer_spans`' texts; the same keyword arguments)."""
+    return {guid: span.text for guid, span in answer_spans(start_logits, end_logits, features, examples,
+                                                           **kw).items()}
+
+
+def _window_best(starts: np.ndarray, ends: np.ndarray, f: SpanQAFeature, n_best: int,
+                 max_answer_len: int) -> tuple[float, int, int] | None:
+    """(start + end logit, start token, end token) of the window's best valid span, or None."""
+    # all n_best x n_best (start, end) pairs at once, in run_qa's loop order
+    s = np.argsort(starts)[::-1][:n_best][:, None]
+    e = np.argsort(ends)[::-1][:n_best][None, :]
+    valid = ((f.offsets[s, 0] >= 0) & (f.offsets[e, 0] >= 0) & (e >= s)
+             & (e - s + 1 <= max_answer_len)
+             & (f.offsets[s, 0] < f.offsets[e, 1]))  # non-empty text
+    if not valid.any():
+        return None
+    scores = np.where(valid, starts[s] + ends[e], -np.inf)
+    i, j = np.unravel_index(np.argmax(scores), scores.shape)  # first best, as run_qa's sort
+    return float(scores[i, j]), int(s[i, 0]), int(e[0, j])
+
+
+def _span_probability(starts: np.ndarray, ends: np.ndarray, f: SpanQAFeature, s: int, e: int) -> float:
+    """p(start = s) * p(end = e), each a softmax over the window's context tokens and CLS
+    (the Hugging Face question-answering pipeline's score; question tokens cannot be answers)."""
+    keep = f.offsets[:, 0] >= 0
+    keep[f.cls_index] = True
+
+    def log_softmax_at(x: np.ndarray, k: int) -> float:
+        v = x[keep]
+        top = v.max()
+        return float(x[k] - top - np.log(np.exp(v - top).sum()))
+
+    return float(np.exp(log_softmax_at(starts, s) + log_softmax_at(ends, e)))
+
+
+def answer_spans(start_logits: Sequence[np.ndarray] | np.ndarray, end_logits: Sequence[np.ndarray] | np.ndarray,
+                 features: Sequence[SpanQAFeature], examples: Sequence[SpanQAExample], *, n_best: int = 20,
+                 max_answer_len: int = 30, allow_impossible: bool = False,
+                 null_score_diff_threshold: float = 0.0) -> dict[str, AnswerSpan]:
+    """The answer span per example ``guid`` from per-feature logits (HF ``postprocess_qa_predictions``).
 
     For every window, the ``n_best`` highest start and end logits are paired;
     pairs outside the context, reversed or longer than ``max_answer_len`` tokens
@@ -128,7 +181,8 @@ def best_spans(start_logits: Sequence[np.ndarray] | np.ndarray, end_logits: Sequ
     best span's score by more than ``null_score_diff_threshold``. Logit rows may
     be padded past the feature's length. Spans whose text is empty (a lone
     ``"▁"`` token) are skipped, and an example with no valid span gets ``""``
-    (run_qa writes the placeholder ``"empty"``, which scores the same).
+    (run_qa writes the placeholder ``"empty"``, which scores the same) with no
+    offsets and no score.
 
     Raises:
         ValueError: row counts differ, or two examples share a guid (their
@@ -147,9 +201,9 @@ def best_spans(start_logits: Sequence[np.ndarray] | np.ndarray, end_logits: Sequ
     for i, f in enumerate(features):
         per_example.setdefault(f.example_index, []).append(i)
 
-    answers: dict[str, str] = {}
+    answers: dict[str, AnswerSpan] = {}
     for example_index, ex in enumerate(examples):
-        best_score, best_text = -np.inf, ""
+        best: tuple[float, int, int, int, np.ndarray, np.ndarray] | None = None
         null_score = np.inf
         for i in per_example.get(example_index, []):
             f = features[i]
@@ -157,23 +211,15 @@ def best_spans(start_logits: Sequence[np.ndarray] | np.ndarray, end_logits: Sequ
             starts = np.asarray(start_logits[i], dtype=np.float64)[:n]
             ends = np.asarray(end_logits[i], dtype=np.float64)[:n]
             null_score = min(null_score, starts[f.cls_index] + ends[f.cls_index])
-            # all n_best x n_best (start, end) pairs at once, in run_qa's loop order
-            s = np.argsort(starts)[::-1][:n_best][:, None]
-            e = np.argsort(ends)[::-1][:n_best][None, :]
-            valid = ((f.offsets[s, 0] >= 0) & (f.offsets[e, 0] >= 0) & (e >= s)
-                     & (e - s + 1 <= max_answer_len)
-                     & (f.offsets[s, 0] < f.offsets[e, 1]))  # non-empty text
-            if not valid.any():
-                continue
-            scores = np.where(valid, starts[s] + ends[e], -np.inf)
-            i, j = np.unravel_index(np.argmax(scores), scores.shape)  # first best, as run_qa's sort
-            if scores[i, j] > best_score:
-                best_score = scores[i, j]
-                best_text = ex.context[f.offsets[s[i, 0], 0]:f.offsets[e[0, j], 1]]
-        if allow_impossible and (best_score == -np.inf or null_score - best_score > null_score_diff_threshold):
-            answers[ex.guid] = ""
-        else:
-            answers[ex.guid] = best_text
+            found = _window_best(starts, ends, f, n_best, max_answer_len)
+            if found is not None and (best is None or found[0] > best[0]):
+                best = (found[0], i, found[1], found[2], starts, ends)
+        if best is None or (allow_impossible and null_score - best[0] > null_score_diff_threshold):
+            answers[ex.guid] = NO_ANSWER
+            continue
+        _, i, s, e, starts, ends = best
+        a, b = int(features[i].offsets[s, 0]), int(features[i].offsets[e, 1])
+        answers[ex.guid] = AnswerSpan(ex.context[a:b], a, b, _span_probability(starts, ends, features[i], s, e))
     return answers
 
 
