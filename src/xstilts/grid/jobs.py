@@ -13,6 +13,7 @@ and do the work under the claim (:meth:`~xstilts.tracking.store.RunStore.run_onc
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 import time
@@ -38,6 +39,7 @@ class JobContext:
     adopt_launch: bool = False              # the job's run may be the one `mlflow run` created
     poll_seconds: float = 2.0
     on_evaluation: Any | None = None        # training's per-evaluation callback (pruning)
+    checkpoint_sync: Any | None = None      # grid.checkpoint_sync.ArtifactCheckpoints on a cluster
 
     @classmethod
     def create(cls, store, **kw) -> JobContext:
@@ -94,7 +96,9 @@ def _train_and_register(ctx: JobContext, cfg: PhaseConfig, claim, extra_tags: di
     run_name = f"{cfg.phase}-{head_name(cfg)}-{cfg.condition}-s{cfg.seed}"
     with ctx.store.job_run(run_name, tags, parent_id=ctx.parent_run_id, adopt_launch=ctx.adopt_launch) as run:
         ctx.store.claims.set_run(claim, run.run_id)
-        with tempfile.TemporaryDirectory(prefix="xstilts-save-") as tmp:
+        synced = (ctx.checkpoint_sync.attach(run, Path(ctx.checkpoint_root) / key, key) if ctx.checkpoint_sync
+                  else contextlib.nullcontext())
+        with synced, tempfile.TemporaryDirectory(prefix="xstilts-save-") as tmp:
             result = train_phase(cfg, run, model_dir=Path(tmp) / "model", checkpoint_dir=ctx.checkpoint_root,
                                  init_dir=init_dir, progress=ctx.progress, on_evaluation=ctx.on_evaluation)
             if cfg.register:

@@ -39,8 +39,11 @@ class GridResult:
     tuned: dict = field(default_factory=dict)  # tuning job id -> TuneOutcome (grids with tuning)
 
 
-def run_grid(cfg: GridConfig, *, progress: bool = True, store=None) -> GridResult:
-    """Run every job of ``cfg``'s plan, then write and log the table and the report."""
+def run_grid(cfg: GridConfig, *, progress: bool = True, store=None, executor=None) -> GridResult:
+    """Run every job of ``cfg``'s plan, then write and log the table and the report.
+
+    ``executor(ctx, on_done)`` makes the executor (default: in this process; see
+    :mod:`xstilts.grid.ray_executor` for a cluster)."""
     from xstilts.grid.plan import check_grid_leakage, plan_grid
     from xstilts.runtime.cpu import set_threads
     from xstilts.tracking.store import RunStore
@@ -59,7 +62,7 @@ def run_grid(cfg: GridConfig, *, progress: bool = True, store=None) -> GridResul
     store.fail_abandoned_runs(abandoned)  # earlier invocations that were killed
     result = GridResult(parent, out / "results.csv", out / "results.parquet", None, 0.0)
     try:
-        outcomes = _execute(store, cfg, plan, parent, out, progress)
+        outcomes = _execute(store, cfg, plan, parent, out, progress, executor)
         _count(result, plan, outcomes)
         table = collect_table(plan, outcomes, cfg)
         _write_table(store, parent, table, result)
@@ -97,13 +100,14 @@ def _job_run(store, run_id: str):
     return JobRun(store, run_id)
 
 
-def _execute(store, cfg: GridConfig, plan, parent: str, out: Path, progress: bool) -> dict:
+def _execute(store, cfg: GridConfig, plan, parent: str, out: Path, progress: bool, executor=None) -> dict:
     from xstilts.grid.executor import InProcessExecutor, describe
     from xstilts.grid.jobs import JobContext
 
     ctx = JobContext.create(store, parent_run_id=parent, eval_dir=out / "evaluations", progress=progress)
     progress_log = logging.getLogger("xstilts.progress")  # one line per finished job (see cli.py)
-    return InProcessExecutor(ctx, on_done=lambda e: progress_log.info(describe(e))).run(plan)
+    make = executor or InProcessExecutor
+    return make(ctx, on_done=lambda e: progress_log.info(describe(e))).run(plan)
 
 
 def _count(result: GridResult, plan, outcomes: dict) -> None:
