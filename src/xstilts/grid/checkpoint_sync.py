@@ -42,15 +42,18 @@ class ArtifactCheckpoints:
         found = self.store.checkpoint_attempt(run_key, exclude=run.run_id)
         if found is None:
             return None
-        run_id, step = found
+        run_id, _ = found
         local.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="xstilts-ckpt-dl-") as tmp:
             got = self.store.download_run_artifacts(run_id, ARTIFACT_DIR, tmp)
             for name in ("best.pt", "last.pt"):  # last.pt last: it is what marks a checkpoint present
                 if (got / name).is_file():
                     shutil.move(str(got / name), str(local / name))
+        import torch
+
+        step = int(torch.load(local / "last.pt", weights_only=False, mmap=True)["step"])
         log.info("job %s: resuming from step %d, uploaded by attempt %s", run_key, step, run_id)
-        run.set_tags({"checkpoint_restored_from": run_id})
+        run.set_tags({"checkpoint_restored_from": run_id, "checkpoint_restored_step": str(step)})
         return step
 
     @contextlib.contextmanager

@@ -216,6 +216,9 @@ class RayExecutor:
                              "started": timing["started"], "worker_finished": timing["finished"],
                              "collected": finished, "pid": timing["pid"], "host": timing["host"],
                              "reused": bool(getattr(outcome, "reused", False))})
+        logging.getLogger("xstilts.progress").info(
+            "%s ran on worker %s:%d (queued %.1f s after submission)", task.job.label or task.job.id, timing["host"],
+            timing["pid"], timing["started"] - task.submitted)
         if self.on_done is not None:
             self.on_done(JobDone(task.job, outcome, timing["finished"] - timing["started"], done, total, elapsed))
 
