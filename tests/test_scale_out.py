@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -97,42 +99,47 @@ def reference(tmp_path_factory, default_encoder_dir) -> dict[str, pd.Series]:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory, default_encoder_dir):
+def stack(default_encoder_dir):
     """PostgreSQL + mlflow server (xstilts server start) and a Ray head with 2 CPUs, all on 127.0.0.1."""
     from xstilts.stack.local import start, stop
 
-    root = tmp_path_factory.mktemp("stack")
+    # not under pytest's tmp dir: as root, PostgreSQL runs as the postgres user, who cannot enter it
+    root = Path(tempfile.mkdtemp(prefix="xstilts-stack-"))
+    root.chmod(0o755)
     env = dict(os.environ, PYTHONPATH=f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", HF_HUB_OFFLINE="1",
                PYTHONUNBUFFERED="1", RAY_USAGE_STATS_ENABLED="0")
     env.pop("MLFLOW_RUN_ID", None)
-    ray_port = _free_port()
-    # --block keeps `ray start` in the foreground: killing its process group stops exactly this cluster
-    head = subprocess.Popen(["ray", "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
-                             "--port", str(ray_port), "--num-cpus", "2", "--include-dashboard", "false",
-                             "--object-store-memory", str(150 * 2**20), "--temp-dir", str(root / "ray")],
-                            env=env, cwd=root, start_new_session=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    head, ray_port = _start_ray(root, env)
     try:
         services = start(root / "server", port=_free_port(), pg_port=_free_port())
-        _wait_for_ray(head)
         env.update(services.environment(), XSTILTS_CLAIM_TIMEOUT=str(CLAIM_TIMEOUT))
         yield {"env": env, "address": f"127.0.0.1:{ray_port}", "root": root, "services": services}
     finally:
         _stop_group(head)
         stop(root / "server")
+        shutil.rmtree(root, ignore_errors=True)
 
 
-def _wait_for_ray(head: subprocess.Popen, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    seen = []
-    while time.monotonic() < deadline:
-        line = head.stdout.readline()
-        seen.append(line)
-        if "Ray runtime started" in line or "--block" in line and "running" in line.lower():
-            return
-        if not line and head.poll() is not None:
-            break
-    raise AssertionError("Ray head did not start: " + "".join(seen)[-2000:])
+def _start_ray(root: Path, env: dict[str, str], attempts: int = 3) -> tuple[subprocess.Popen, int]:
+    """A Ray head with 2 CPUs; retried because Ray gives its raylet a fixed 30 s to register,
+    which a loaded machine can miss."""
+    for attempt in range(attempts):
+        port = _free_port()
+        # --block keeps `ray start` in the foreground: killing its process group stops exactly this cluster
+        head = subprocess.Popen(["ray", "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
+                                 "--port", str(port), "--num-cpus", "2", "--include-dashboard", "false",
+                                 "--ray-client-server-port", str(_free_port()),
+                                 "--dashboard-agent-listen-port", str(_free_port()),
+                                 "--object-store-memory", str(150 * 2**20), "--temp-dir", str(root / "ray")],
+                                env=env, cwd=root, start_new_session=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        seen = []
+        for line in head.stdout:
+            seen.append(line)
+            if "Ray runtime started" in line:
+                return head, port
+        _stop_group(head)
+    raise AssertionError(f"Ray head did not start in {attempts} attempts: " + "".join(seen)[-2000:])
 
 
 def _stop_group(proc: subprocess.Popen) -> None:

@@ -87,6 +87,9 @@ def _init_postgres(pg: Path) -> None:
         shutil.chown(pg, "postgres", "postgres")
         shutil.chown(pg.parent, "postgres", "postgres")
     pg.chmod(0o700)
+    if os.geteuid() == 0 and subprocess.run(_as_pg_user(["test", "-w", str(pg)])).returncode != 0:
+        raise XstiltsError(f"--data-dir {pg.parent}: the postgres user cannot enter it (a parent directory is "
+                           f"private to root); choose one under a directory others can enter, e.g. /var/tmp")
     _run(_as_pg_user([_binary("initdb"), "-D", str(pg), "-U", PG_USER, "-A", "trust", "-E", "UTF8",
                       "--no-sync"]), "initdb")
 
