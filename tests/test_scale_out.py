@@ -81,7 +81,8 @@ def reference(tmp_path_factory, default_encoder_dir) -> dict[str, pd.Series]:
     from xstilts.grid.runner import run_grid
 
     root = tmp_path_factory.mktemp("inprocess")
-    saved, threads = dict(os.environ), torch.get_num_threads()
+    saved, threads, cwd = dict(os.environ), torch.get_num_threads(), Path.cwd()
+    os.chdir(root)  # the SQLite store's artifacts go to ./mlartifacts
     os.environ.update(MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlflow.db'}", XSTILTS_CHECKPOINT_DIR=str(root / "ck"))
     for key in ("XSTILTS_CLAIMS_URL", "MLFLOW_RUN_ID"):
         os.environ.pop(key, None)
@@ -96,6 +97,7 @@ def reference(tmp_path_factory, default_encoder_dir) -> dict[str, pd.Series]:
         os.environ.update(saved)
         mlflow.set_tracking_uri("")
         torch.set_num_threads(threads)
+        os.chdir(cwd)
 
 
 @pytest.fixture(scope="module")

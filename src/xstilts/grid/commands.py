@@ -1,6 +1,7 @@
 """``xstilts grid`` and ``xstilts analyze``."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -44,10 +45,16 @@ def grid_command(config_file, output_dir, threads, no_progress, executor, addres
     if threads is not None:
         cfg.threads = threads
     make = None
+    if executor == "inprocess" and os.environ.get("MLFLOW_TRACKING_URI"):
+        from xstilts.grid.preflight import check_tracking_uri
+
+        check_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])  # one line now, not minutes of HTTP retries
     if executor == "ray":
         from xstilts.grid.ray_executor import RaySettings, grid_executor, prepare
 
         cfg.validate()
+        if cfg.tuning is not None and cfg.tuning.storage is None:  # a worker's working directory is not ours
+            cfg.tuning.storage = os.environ.get("XSTILTS_OPTUNA_STORAGE") or cfg.tuning.storage_url()
         settings = RaySettings(address=address, max_retries=max_retries, cpus_per_job=max(1, cfg.threads),
                                gpus_per_job=gpus_per_job)
         resources = prepare(settings)

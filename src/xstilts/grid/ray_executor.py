@@ -165,8 +165,8 @@ class RayExecutor:
     timings: list[dict] = field(default_factory=list)  # per finished job: submitted, started, finished
 
     def run(self, plan: Plan) -> dict[str, Any]:
-        """Long because it is the driver's whole event loop: submit what is ready, wait for any
-        task, record or defer its outcome, fail the grid on a job error (after cancelling the rest)."""
+        """Every job's outcome by id: submit what is ready, wait for any task, record or defer
+        its outcome; a job error fails the grid after the other tasks are cancelled."""
         import ray
 
         remote = ray.remote(run_job_on_worker)
@@ -175,6 +175,17 @@ class RayExecutor:
         outcomes: dict[str, Any] = {}
         pending, running, deferred = list(plan.jobs.values()), {}, []
         start = time.perf_counter()
+        try:
+            self._loop(plan, remote, spec, outcomes, pending, running, deferred, start)
+        except BaseException:
+            self._cancel(running)  # Ctrl-C or a job error: stop the rest (their runs end FAILED)
+            raise
+        return outcomes
+
+    def _loop(self, plan, remote, spec, outcomes, pending, running, deferred, start) -> None:
+        """Long because it is the driver's whole event loop (see :meth:`run`)."""
+        import ray
+
         while pending or running or deferred:
             now = time.monotonic()
             ready = [j for j in pending if all(d in outcomes for d in j.needs)]
@@ -193,15 +204,13 @@ class RayExecutor:
                 task = running.pop(ref)
                 try:
                     outcome, timing = ray.get(ref)
-                except BaseException as exc:
-                    self._cancel(running)
+                except Exception as exc:  # noqa: BLE001 - translated into the job's own error
                     raise _job_error(task.job, exc, self.settings.max_retries) from None
                 if outcome is None:  # another live worker holds its claim: ask again later
                     deferred.append((task.job, time.monotonic() + self.settings.poll_seconds))
                     continue
                 outcomes[task.job.id] = outcome
                 self._record(task, timing, outcome, len(outcomes), len(plan.jobs), time.perf_counter() - start)
-        return outcomes
 
     def _resources(self, job) -> dict:
         from xstilts.grid.jobs import EvalJob
