@@ -20,9 +20,10 @@ threads: the ratio shows what running jobs side by side gains over intra-op thre
 (and what Ray and the HTTP store cost), not how far the grid scales with more machines;
 the projection assumes each added worker brings its own cores.
 
-Real measurement (the default grid, ~35 min of CPU on 2 cores, run it alone on the machine):
+Real measurement (the default grid twice; the README's in-process run of it took 16.6 min
+on 2 cores, so expect over half an hour; run it alone on the machine):
     python benchmarks/grid_scaling.py --out grid_scaling.json
-Smoke run (a 2-layer, 1-seed cut; about 3 min here):
+Smoke run (a 2-layer, 1-seed cut of the same plan shape; its numbers say nothing about scaling):
     python benchmarks/grid_scaling.py --cut tiny --out /tmp/grid_scaling_tiny.json
 """
 from __future__ import annotations

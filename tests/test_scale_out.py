@@ -146,7 +146,7 @@ def _start_ray(root: Path, env: dict[str, str], attempts: int = 3) -> tuple[subp
 
 def _stop_group(proc: subprocess.Popen) -> None:
     """SIGTERM the head's process group (raylet, GCS, workers), then SIGKILL what is left."""
-    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
