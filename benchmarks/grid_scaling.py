@@ -13,7 +13,9 @@ started by this script (``ray.init``, all cores of this machine). Reported:
   (default: configs/larger.yaml) on N workers: a list schedule of that config's plan
   (dependency order, each job on the first free worker) with each job's time estimated
   from the measured rate of its kind (training: seconds per item x epoch; evaluation:
-  seconds per evaluated example x language), plus the measured median overhead.
+  seconds per evaluated example x language), plus the measured median overhead. A rate
+  includes each job's fixed cost (process start, model loading), so a projection from a
+  small cut overstates the larger config's time; measure on the default grid.
 
 On a 2-core machine 2 workers x 1 thread use the same 2 cores as 1 process x 2
 threads: the ratio shows what running jobs side by side gains over intra-op threads
