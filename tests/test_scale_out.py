@@ -109,7 +109,10 @@ def stack(default_encoder_dir):
     root = Path(tempfile.mkdtemp(prefix="xstilts-stack-"))
     root.chmod(0o755)
     env = dict(os.environ, PYTHONPATH=f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", HF_HUB_OFFLINE="1",
-               PYTHONUNBUFFERED="1", RAY_USAGE_STATS_ENABLED="0")
+               PYTHONUNBUFFERED="1", RAY_USAGE_STATS_ENABLED="0",
+               # a local test cluster: no token (Ray >= 2.5x enables token auth once a token file exists
+               # in ~/.ray, e.g. after any local ray.init, and then this head rejects its own drivers)
+               RAY_AUTH_MODE="disabled")
     env.pop("MLFLOW_RUN_ID", None)
     head, ray_port = _start_ray(root, env)
     try:
