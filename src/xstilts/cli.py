@@ -137,6 +137,7 @@ def _add_subgroups() -> None:
     from xstilts.evaluation.commands import evaluate
     from xstilts.export.commands import champion_command, export_command
     from xstilts.serving.commands import serve_command
+    from xstilts.stack.commands import server_group
     from xstilts.grid.commands import analyze_command, grid_command
     from xstilts.tasks.commands import tasks_group
     from xstilts.training.commands import intermediate_command, target_command
@@ -152,6 +153,7 @@ def _add_subgroups() -> None:
     main.add_command(champion_command)
     main.add_command(serve_command)
     main.add_command(tune_command)
+    main.add_command(server_group)
 
 
 _add_subgroups()

@@ -1,6 +1,7 @@
 """``xstilts grid`` and ``xstilts analyze``."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -15,7 +16,16 @@ from xstilts.errors import XstiltsError
               "(default: the config's output_dir).")
 @click.option("--threads", type=int, default=None, help="Torch threads (default: all cores).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
-def grid_command(config_file, output_dir, threads, no_progress):
+@click.option("--executor", type=click.Choice(["inprocess", "ray"]), default="inprocess", show_default=True,
+              help="Where jobs run: in this process, or as Ray tasks on a cluster (pip install 'xstilts[scale]'; "
+                   "see docs/scale-out.md).")
+@click.option("--address", default=None, help="Ray cluster: auto, HOST:PORT or ray://HOST:PORT "
+              "(default: RAY_ADDRESS, else a Ray started on this machine).")
+@click.option("--max-retries", type=int, default=3, show_default=True,
+              help="Ray: retries of a job whose worker died, then the grid fails.")
+@click.option("--gpus-per-job", type=float, default=0.0, show_default=True,
+              help="Ray: GPUs each training job asks for (e.g. 1, or 0.5 to share one).")
+def grid_command(config_file, output_dir, threads, no_progress, executor, address, max_retries, gpus_per_job):
     """Run the comparison: conditions (none / en / multi [/ en+mlm]) x seeds x targets.
 
     Intermediate models are trained once per (condition, seed) and reused by every
@@ -34,7 +44,23 @@ def grid_command(config_file, output_dir, threads, no_progress):
         cfg.output_dir = output_dir
     if threads is not None:
         cfg.threads = threads
-    result = run_grid(cfg, progress=not no_progress)
+    make = None
+    if executor == "inprocess" and os.environ.get("MLFLOW_TRACKING_URI"):
+        from xstilts.grid.preflight import check_tracking_uri
+
+        check_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])  # one line now, not minutes of HTTP retries
+    if executor == "ray":
+        from xstilts.grid.ray_executor import RaySettings, grid_executor, prepare
+
+        cfg.validate()
+        if cfg.tuning is not None and cfg.tuning.storage is None:  # a worker's working directory is not ours
+            cfg.tuning.storage = os.environ.get("XSTILTS_OPTUNA_STORAGE") or cfg.tuning.storage_url()
+        settings = RaySettings(address=address, max_retries=max_retries, cpus_per_job=max(1, cfg.threads),
+                               gpus_per_job=gpus_per_job)
+        resources = prepare(settings)
+        click.echo(f"Ray cluster: {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs", err=True)
+        make = grid_executor(settings, threads=max(1, cfg.threads))
+    result = run_grid(cfg, progress=not no_progress, executor=make)
     click.echo(f"grid {cfg.name}: {result.trained} models trained, {result.reused} reused, "
                f"{result.evaluated} evaluations run, {result.eval_reused} reused; {result.rows} result rows")
     click.echo(f"results: {result.table_csv} and {result.table_parquet}")

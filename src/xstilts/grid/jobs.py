@@ -42,6 +42,7 @@ class JobContext:
     timings: Any | None = None              # xstilts.runtime.timing.Timings: where the time goes
     models_dir: Path | None = None          # keep registered models here for later jobs (else: discarded)
     heartbeat: Any | None = None            # xstilts.grid.heartbeat.Heartbeat: lines while a job runs
+    checkpoint_sync: Any | None = None      # grid.checkpoint_sync.ArtifactCheckpoints on a cluster
 
     def __post_init__(self) -> None:
         if self.timings is None:
@@ -106,7 +107,9 @@ def _train_and_register(ctx: JobContext, cfg: PhaseConfig, claim, extra_tags: di
     run_name = f"{cfg.phase}-{head_name(cfg)}-{cfg.condition}-s{cfg.seed}"
     with ctx.store.job_run(run_name, tags, parent_id=ctx.parent_run_id, adopt_launch=ctx.adopt_launch) as run:
         ctx.store.claims.set_run(claim, run.run_id)
-        with _model_home(ctx) as home:
+        synced = (ctx.checkpoint_sync.attach(run, Path(ctx.checkpoint_root) / key, key) if ctx.checkpoint_sync
+                  else contextlib.nullcontext())
+        with synced, _model_home(ctx) as home:
             result = train_phase(cfg, tap(run, ctx.heartbeat), model_dir=home / "model",
                                  checkpoint_dir=ctx.checkpoint_root, init_dir=init_dir, progress=ctx.progress,
                                  on_evaluation=ctx.on_evaluation, timings=ctx.timings)

@@ -43,8 +43,11 @@ class GridResult:
     ui_url: str = ""  # the grid's runs table in the MLflow UI
 
 
-def run_grid(cfg: GridConfig, *, progress: bool = True, store=None) -> GridResult:
-    """Run every job of ``cfg``'s plan, then write and log the table and the report."""
+def run_grid(cfg: GridConfig, *, progress: bool = True, store=None, executor=None) -> GridResult:
+    """Run every job of ``cfg``'s plan, then write and log the table and the report.
+
+    ``executor(ctx, on_done)`` makes the executor (default: in this process; see
+    :mod:`xstilts.grid.ray_executor` for a cluster)."""
     from xstilts.grid.browse import ui_url
     from xstilts.grid.plan import check_grid_leakage, plan_grid
     from xstilts.runtime.cpu import set_threads
@@ -67,7 +70,7 @@ def run_grid(cfg: GridConfig, *, progress: bool = True, store=None) -> GridResul
     result = GridResult(parent, out / "results.csv", out / "results.parquet", None, 0.0)
     result.ui_url = ui_url(store.tracking_uri, store.experiment_id)
     try:
-        outcomes = _execute(store, cfg, plan, parent, out, progress, timings)
+        outcomes = _execute(store, cfg, plan, parent, out, progress, timings, executor)
         _count(result, plan, outcomes)
         table = collect_table(plan, outcomes, cfg)
         _write_table(store, parent, table, result)
@@ -106,7 +109,8 @@ def _job_run(store, run_id: str):
     return JobRun(store, run_id)
 
 
-def _execute(store, cfg: GridConfig, plan, parent: str, out: Path, progress: bool, timings=None) -> dict:
+def _execute(store, cfg: GridConfig, plan, parent: str, out: Path, progress: bool, timings=None,
+             executor=None) -> dict:
     from xstilts.analysis.resource_groups import read_class_mapping
     from xstilts.grid.executor import InProcessExecutor, describe
     from xstilts.grid.heartbeat import Heartbeat
@@ -124,7 +128,7 @@ def _execute(store, cfg: GridConfig, plan, parent: str, out: Path, progress: boo
         ctx = JobContext.create(store, parent_run_id=parent, eval_dir=out / "evaluations", progress=progress,
                                 timings=timings, models_dir=Path(models), heartbeat=Heartbeat())
         try:
-            return InProcessExecutor(ctx, on_done=on_done).run(plan)
+            return (executor or InProcessExecutor)(ctx, on_done=on_done).run(plan)
         finally:
             ctx.heartbeat.close()
 

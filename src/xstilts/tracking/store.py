@@ -486,6 +486,23 @@ class RunStore:
         self.end_run(run_id, "FINISHED")
 
 
+    # -- checkpoints in the artifact store (xstilts.grid.checkpoint_sync) ---------------
+    def checkpoint_attempt(self, run_key: str, exclude: str) -> tuple[str, int] | None:
+        """(run id, step) of the newest unfinished attempt at ``run_key`` that uploaded a
+        checkpoint (tag ``checkpoint_step``), other than run ``exclude``; None if none did."""
+        runs = self.client.search_runs(self._all_experiments(), order_by=["attributes.start_time DESC"],
+                                       filter_string=f"tags.run_key = '{run_key}' and attributes.status != 'FINISHED'")
+        for r in runs:
+            if r.info.run_id != exclude and "checkpoint_step" in r.data.tags:
+                return r.info.run_id, int(r.data.tags["checkpoint_step"])
+        return None
+
+    def download_run_artifacts(self, run_id: str, artifact_path: str, dst: str | os.PathLike[str]) -> Path:
+        import mlflow
+
+        return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path,
+                                                        dst_path=str(dst), tracking_uri=self.tracking_uri))
+
     # -- export/serving --------------------------------------------------------------
     def register_export(self, bundle_dir, *, name: str, tags: dict[str, str], input_example: list[dict],
                         parent_run_id: str | None = None) -> RegisteredModel:

@@ -1,6 +1,8 @@
 """``xstilts tune``: one Optuna study for one target task (and condition) of a grid config."""
 from __future__ import annotations
 
+import os
+
 import click
 
 from xstilts.errors import XstiltsError
@@ -25,7 +27,16 @@ from xstilts.errors import XstiltsError
               "the same request continues or reuses the same study).")
 @click.option("--threads", type=int, default=None, help="Torch threads (default: all cores).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
-def tune_command(task, condition, config_file, n_trials, timeout, storage, study_name, threads, no_progress):
+@click.option("--executor", type=click.Choice(["inprocess", "ray"]), default="inprocess", show_default=True,
+              help="ray: --workers tuning workers as Ray tasks sharing the study (pip install 'xstilts[scale]').")
+@click.option("--address", default=None, help="Ray cluster: auto, HOST:PORT or ray://HOST:PORT "
+              "(default: RAY_ADDRESS, else a Ray started on this machine).")
+@click.option("--workers", type=int, default=2, show_default=True, help="Ray: tuning workers (tasks).")
+@click.option("--max-retries", type=int, default=3, show_default=True,
+              help="Ray: retries of a tuning task whose worker died.")
+@click.option("--gpus-per-job", type=float, default=0.0, show_default=True, help="Ray: GPUs per tuning worker.")
+def tune_command(task, condition, config_file, n_trials, timeout, storage, study_name, threads, no_progress,
+                 executor, address, workers, max_retries, gpus_per_job):
     """Tune TASK's training hyperparameters with Optuna, tracked in MLflow.
 
     The objective is the English dev score (strict zero-shot: no target-language
@@ -38,12 +49,32 @@ def tune_command(task, condition, config_file, n_trials, timeout, storage, study
     from xstilts.runtime.cpu import set_threads
     from xstilts.tracking.store import RunStore
 
+    storage = storage or os.environ.get("XSTILTS_OPTUNA_STORAGE")  # set by `xstilts server start`
     cfg, target = _request(task, condition, config_file, n_trials, timeout, storage, study_name, threads)
+    if executor == "ray":
+        return _tune_on_ray(cfg, target, condition, address, workers, max_retries, gpus_per_job)
     set_threads(cfg.threads)
     store = RunStore.open().for_experiment(cfg.experiment)
     outcome = run_tune(store, cfg, target, condition, progress=not no_progress)
     verb = "reused (finished before)" if outcome.reused else f"{outcome.trials_run} trials run"
     click.echo(f"study {outcome.study_name} ({outcome.storage}): {verb}; {outcome.complete} complete, "
+               f"{outcome.pruned} pruned, {outcome.failed} failed")
+    click.echo(f"best English dev score {outcome.best_value:.2f} with " +
+               ", ".join(f"{k}={v}" for k, v in outcome.best_params.items()))
+    click.echo(f"MLflow run {outcome.parent_run_id}")
+
+
+def _tune_on_ray(cfg, target, condition, address, workers, max_retries, gpus_per_job) -> None:
+    from xstilts.grid.ray_executor import RaySettings
+    from xstilts.tuning.ray_tune import tune_on_ray
+
+    settings = RaySettings(address=address, max_retries=max_retries, cpus_per_job=max(1, cfg.threads),
+                           gpus_per_job=gpus_per_job)
+    results = tune_on_ray(cfg, target, condition, settings, workers)
+    for i, r in enumerate(results):
+        click.echo(f"worker {i} (pid {r['pid']}): {r['outcome'].trials_run} trials run")
+    outcome = max(results, key=lambda r: r["finished"])["outcome"]  # the last to finish saw every trial
+    click.echo(f"study {outcome.study_name} ({outcome.storage}): {outcome.complete} complete, "
                f"{outcome.pruned} pruned, {outcome.failed} failed")
     click.echo(f"best English dev score {outcome.best_value:.2f} with " +
                ", ".join(f"{k}={v}" for k, v in outcome.best_params.items()))

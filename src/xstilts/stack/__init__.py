@@ -1,0 +1,1 @@
+"""The local tracking stack (PostgreSQL + mlflow server) for multi-worker runs."""
