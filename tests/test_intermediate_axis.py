@@ -131,7 +131,7 @@ def test_leakage_refuses_evaluating_on_an_intermediate_tasks_training_items(tmp_
         check_grid_leakage(cfg.validate())
 
 
-def test_tydiqa_train_is_a_native_multilingual_intermediate_source(tmp_path):
+def test_tydiqa_train_and_mlqa_dev_are_multilingual_intermediate_sources(tmp_path):
     cfg = axis_grid(tmp_path)
     cfg.intermediate.append(IntermediateGrid(task="tydiqa", split="train", size=12, source_kind="native",
                                              languages=["en", "ko", "sw"]))
@@ -142,6 +142,11 @@ def test_tydiqa_train_is_a_native_multilingual_intermediate_source(tmp_path):
     spec = spec_from_dict(intermediate_config(cfg, "multi", 0, cfg.intermediates[2]).tasks[0].spec)
     langs = [ex.lang for ex in build_examples(spec)]
     assert sorted(set(langs)) == ["en", "ko", "sw"] and len(langs) == 12
+    # MLQA dev: shared items, unequal sizes per language, so sampled per language like native data
+    mlqa = IntermediateGrid(task="mlqa", name="m", size=9, source_kind="native", languages=["en", "de", "hi"])
+    cfg.intermediate.append(mlqa)
+    spec = spec_from_dict(intermediate_config(cfg.validate(), "multi", 0, mlqa).tasks[0].spec)
+    assert sorted(ex.lang for ex in build_examples(spec)) == ["de"] * 3 + ["en"] * 3 + ["hi"] * 3
 
 
 # -- the table and the report ---------------------------------------------------------------
@@ -239,3 +244,15 @@ def test_two_intermediate_grid_runs_offline_and_its_report_compares_them(trackin
     assert "With intermediate `xnli`:" in first and "With intermediate `pawsx`:" in first
     assert "for panx under `multi` it is `" in first and "not comparable with Phang" in first
     assert "### panx (f1)" in md and "### tatoeba" in md
+
+
+def test_size_null_is_the_full_english_split_and_multi_matches_it():
+    from xstilts.data.intermediate_spec import build_examples, english_spec, matched_multilingual
+    from xstilts.data.loading import load_examples
+
+    english = english_spec("tydiqa", None, split="train", kind="native")
+    n = len(load_examples("tydiqa", "en", "train"))
+    assert len(build_examples(english)) == n
+    multi = matched_multilingual(english, {"en": 1.0, "ko": 1.0, "sw": 1.0}, kind="native")
+    langs = [ex.lang for ex in build_examples(multi)]
+    assert len(langs) == n and set(langs) == {"en", "ko", "sw"}

@@ -98,13 +98,7 @@ def validate_results(results: pd.DataFrame, *, source: str = "results table",
     out["seed"] = seeds.astype(int)
 
     _check_intermediate(out, source)
-    scores = pd.to_numeric(out["selection_score"], errors="coerce")
-    bad_score = scores.isna() & out["selection_score"].notna()
-    if bad_score.any():
-        row = int(np.flatnonzero(bad_score.to_numpy())[0])
-        raise XstiltsError(f"{source}: row {row}, column 'selection_score': expected a number or empty, "
-                           f"got {out['selection_score'].iloc[row]!r}")
-    out["selection_score"] = scores.astype(float)
+    out["selection_score"] = _selection_scores(out, source)
 
     dup = out.duplicated(list(KEY_COLUMNS), keep="first")
     if dup.any():
@@ -136,6 +130,17 @@ def _fill_optional(out: pd.DataFrame) -> pd.DataFrame:
         out["selection_score"] = np.nan
     order = list(RESULT_COLUMNS) + [c for c in out.columns if c not in RESULT_COLUMNS]
     return out[order]
+
+
+def _selection_scores(out: pd.DataFrame, source: str) -> pd.Series:
+    """``selection_score`` as floats; empty (NaN) where no English dev score selected the model."""
+    scores = pd.to_numeric(out["selection_score"], errors="coerce")
+    bad = scores.isna() & out["selection_score"].notna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise XstiltsError(f"{source}: row {row}, column 'selection_score': expected a number or empty, "
+                           f"got {out['selection_score'].iloc[row]!r}")
+    return scores.astype(float)
 
 
 def _check_intermediate(out: pd.DataFrame, source: str) -> None:
