@@ -148,4 +148,7 @@ def test_paper_config_runs_offline_on_a_tiny_random_xlmr(size, tracking, tiny_xl
     for inter in small.intermediates:  # the mixture of all nine tasks (en), XNLI-MT (en and multi)
         assert set(table.loc[table.intermediate == inter.label, "condition"]) == set(small.conditions_of(inter)) - {"none"}
     assert table["value"].notna().all()
+    retrieval = table["task"].map(lambda t: not get_task(t).family.needs_head)
+    assert table.loc[retrieval, "selection_score"].isna().all()  # no target training, no English dev score
+    assert table.loc[~retrieval & (table.condition != "none"), "selection_score"].notna().all()
     assert result.trained == sum(1 for j in plan_grid(small).jobs.values() if hasattr(j, "config"))

@@ -10,7 +10,7 @@ Intermediate settings are an axis: ``intermediate:`` is one mapping (the single
 intermediate task of older grids, i.e. a one-element list) or a list of them, each a
 task (or a mixture of tasks, ``mixed_with``) with its English and multilingual data
 specs. The grid crosses intermediate x condition x seed x target; ``none`` does not
-depend on the intermediate and is planned once.
+depend on the intermediate and is planned once per seed when the grid lists it.
 """
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ class IntermediateGrid(IntermediateData):
     mixed_with: list[IntermediateData] = field(default_factory=list)  # further tasks of a mixture
     mixture: str = "proportional"  # how a mixture samples its tasks (or "temperature")
     temperature: float = 2.0
-    conditions: list[str] | None = None  # which of the grid's conditions it takes (None: all)
+    conditions: list[str] | None = None  # which of the grid's conditions it takes (None: all; none is shared)
     selection: str = "last"  # no held-out intermediate dev data in the default grid
     training: TrainingArgs = field(default_factory=TrainingArgs)
 

@@ -168,36 +168,38 @@ def plan_grid(cfg: GridConfig) -> Plan:
 
     Each intermediate model is trained once per (intermediate, condition, seed) and reused
     for every target; condition ``none`` does not depend on the intermediate, so its cells
-    are planned once (with the first intermediate)."""
+    are planned once per seed (first), whichever conditions the settings list."""
     from xstilts.runtime.cpu import resolve_bf16
 
     plan = Plan()
     bf16 = resolve_bf16(None)
     specs = {t.task: eval_spec(cfg, t, bf16) for t in cfg.targets}
     for seed in cfg.seeds:
-        none_planned = False
+        if "none" in cfg.conditions:
+            _plan_cells(plan, cfg, None, "none", seed, specs)
         for inter in cfg.intermediates:
             for condition in cfg.conditions_of(inter):
-                if condition == "none" and none_planned:
-                    continue
-                none_planned |= condition == "none"
-                job = _plan_intermediate(plan, cfg, inter, condition, seed)
-                shash, label = (spec_hash(inter, condition, seed), inter.label) if job else ("none", "none")
-                for target in cfg.targets:
-                    eval_id, selection = _plan_target(plan, cfg, target, condition, seed, job, specs[target.task],
-                                                      inter)
-                    train_id = plan.jobs[eval_id].needs[0] if plan.jobs[eval_id].needs else None
-                    plan.cells.append(Cell(eval_id, target.task, condition, seed, shash, selection, label,
-                                           train_id if train_id != job else None))
+                if condition != "none":
+                    _plan_cells(plan, cfg, inter, condition, seed, specs)
     return plan
+
+
+def _plan_cells(plan: Plan, cfg: GridConfig, inter: IntermediateGrid | None, condition: str, seed: int,
+                specs: dict) -> None:
+    """The intermediate job of (inter, condition, seed) and every target's cell on it."""
+    job = _plan_intermediate(plan, cfg, inter, condition, seed) if inter is not None else None
+    shash, label = (spec_hash(inter, condition, seed), inter.label) if job else ("none", "none")
+    for target in cfg.targets:
+        eval_id, selection = _plan_target(plan, cfg, target, condition, seed, job, specs[target.task], inter)
+        train_id = plan.jobs[eval_id].needs[0] if plan.jobs[eval_id].needs else None
+        plan.cells.append(Cell(eval_id, target.task, condition, seed, shash, selection, label,
+                               train_id if train_id != job else None))
 
 
 def _plan_intermediate(plan: Plan, cfg: GridConfig, inter: IntermediateGrid, condition: str,
                        seed: int) -> str | None:
     from xstilts.grid.jobs import TrainJob
 
-    if condition == "none":
-        return None
     c = intermediate_config(cfg, condition, seed, inter)
     return plan.add(TrainJob(f"train:{c.run_key()}", c, label=f"intermediate {inter.label} {condition} s{seed}"))
 
