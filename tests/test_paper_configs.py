@@ -9,9 +9,10 @@ tiny sizes. The configs' own values (learning rates, selection, mixture, conditi
 which sets train and evaluate) stay. The two configs differ only in the encoder and a few
 values, so each runs a different part of the design and together they cover every task
 family: base the mixture of all nine intermediate tasks with tagging, classification and
-Tatoeba targets; large XNLI-MT (en and multi) with the SQuAD-trained QA targets and BUCC.
-TyDiQA is only planned (its vendored dev files carry no gold answers, so neither its
-English dev selection nor its evaluation runs offline). xstilts has no device option, so
+Tatoeba targets; large XNLI-MT (en and multi) with the SQuAD-trained QA targets. TyDiQA
+is only planned (its vendored dev files carry no gold answers, so neither its English dev
+selection nor its evaluation runs offline), and so is BUCC (its gold pairs first appear
+among thousands of sentences, too many for a CPU test). xstilts has no device option, so
 on a GPU machine this trains on the CPU too.
 """
 from __future__ import annotations
@@ -34,7 +35,7 @@ from xstilts.tasks import get_task
 CONFIGS = {"base": "paper-xlmr-base.yaml", "large": "paper-xlmr-large.yaml"}
 # (intermediate settings, targets) each config runs here; the plan covers all of them
 RUN = {"base": (["multi-task"], ["udpos", "pawsx", "tatoeba"]),
-       "large": (["xnli-mt"], ["xquad", "mlqa", "bucc2018"])}
+       "large": (["xnli-mt"], ["xquad", "mlqa"])}
 
 
 @pytest.fixture(scope="module")
