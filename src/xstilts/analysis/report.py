@@ -324,11 +324,21 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").lower()
 
 
-def _front_blocks(analysis: Analysis, title: str, notes: Sequence[str]) -> list[Block]:
+def encoder_sentence(encoder, tasks) -> list[str]:
+    """The first paragraph's sentence on the encoder (an ``EncoderInfo``; none without one)."""
+    from xstilts.tasks import get_task
+
+    if encoder is None:
+        return []
+    return [encoder.sentence(has_retrieval=any(not get_task(t).family.needs_head for t in tasks))]
+
+
+def _front_blocks(analysis: Analysis, title: str, notes: Sequence[str], encoder=None) -> list[Block]:
     """Title, the plain-words first paragraph and the "About this run" list."""
     tasks = sorted(analysis.metric_by_task)
     blocks: list[Block] = [("h", 1, title)]
-    blocks.append(("p", " ".join([task_sentence(analysis, task) for task in tasks] + [limits_sentence(analysis)])))
+    blocks.append(("p", " ".join([task_sentence(analysis, task) for task in tasks] + [limits_sentence(analysis)]
+                                 + encoder_sentence(encoder, tasks))))
 
     res = analysis.results
     about = [f"Tasks and headline metric: {', '.join(f'{k} ({v})' for k, v in sorted(analysis.metric_by_task.items()))}",
@@ -402,33 +412,36 @@ def _mixed_model_blocks(analysis: Analysis, task: str) -> list[Block]:
     return blocks
 
 
-def _figure_blocks(analysis: Analysis, task: str, metric: str, out_dir: Path) -> list[Block]:
-    """Draws the seed, std-ratio and gain figures of ``task`` into ``out_dir/figures`` and links them."""
+def _figure_blocks(analysis: Analysis, task: str, metric: str, out_dir: Path, prefix: str = "") -> list[Block]:
+    """Draws the seed, std-ratio and gain figures of ``task`` into ``out_dir/figures`` and links them
+    (``prefix`` keeps the figures of several intermediate settings apart)."""
     t, c = analysis.treatment, analysis.control
     res = analysis.results
     fig_dir = out_dir / "figures"
-    figs = [(plots.plot_seed_distributions(res, fig_dir / f"{_slug(task)}_seeds.png", task=task, metric=metric),
+    stem = _slug(prefix + task)
+    figs = [(plots.plot_seed_distributions(res, fig_dir / f"{stem}_seeds.png", task=task, metric=metric),
              f"{task}: scores per seed")]
     var = analysis.variance[(t, c)]
     if not var.empty and (var["task"] == task).any():
-        figs.append((plots.plot_std_ratios(var, fig_dir / f"{_slug(task)}_std_ratio.png", task=task,
+        figs.append((plots.plot_std_ratios(var, fig_dir / f"{stem}_std_ratio.png", task=task,
                                            treatment=t, control=c), f"{task}: std ratio {t}/{c}"))
-    figs.append((plots.plot_gain_by_group(analysis.summary, fig_dir / f"{_slug(task)}_gain.png", task=task,
+    figs.append((plots.plot_gain_by_group(analysis.summary, fig_dir / f"{stem}_gain.png", task=task,
                                           metric=metric, treatment=t, control=c,
                                           classes=JOSHI_CLASS if set(res['language']) <= set(JOSHI_CLASS) else None),
                  f"{task}: gain by resource level"))
     return [("h", 3, "Figures")] + [("img", path.relative_to(out_dir).as_posix(), alt) for path, alt in figs]
 
 
-def _task_blocks(analysis: Analysis, task: str, out_dir: Path) -> list[Block]:
-    """One task's section: gains, per-language tables, each comparison, the mixed model and the figures."""
+def _task_blocks(analysis: Analysis, task: str, out_dir: Path, prefix: str = "") -> list[Block]:
+    """One task's section: gains, per-language tables, each comparison, the mixed model and the figures
+    (``prefix``: the intermediate setting it belongs to, in the heading and the figure names)."""
     metric = analysis.metric_by_task[task]
-    blocks: list[Block] = [("h", 2, f"{task} ({metric})")]
+    blocks: list[Block] = [("h", 2, f"{prefix}{task} ({metric})")]
     blocks += _gain_and_language_blocks(analysis, task, metric)
     for pair in analysis.comparisons:
         blocks += _comparison_blocks(analysis, task, pair)
     blocks += _mixed_model_blocks(analysis, task)
-    blocks += _figure_blocks(analysis, task, metric, out_dir)
+    blocks += _figure_blocks(analysis, task, metric, out_dir, prefix)
     return blocks
 
 
@@ -451,28 +464,38 @@ def _methods_blocks(analysis: Analysis) -> list[Block]:
     ])]
 
 
-def build_blocks(analysis: Analysis, out_dir: Path, *, title: str, notes: Sequence[str]) -> list[Block]:
+def build_blocks(analysis: Analysis, out_dir: Path, *, title: str, notes: Sequence[str], encoder=None) -> list[Block]:
     """Report content as blocks; draws the figures into ``out_dir/figures``."""
-    blocks = _front_blocks(analysis, title, notes)
+    blocks = _front_blocks(analysis, title, notes, encoder)
     for task in sorted(analysis.metric_by_task):
         blocks += _task_blocks(analysis, task, out_dir)
     return blocks + _methods_blocks(analysis)
 
 
 def write_report(results: pd.DataFrame, out_dir: str | PathLike[str], *, title: str = "X-STILTs: accuracy and seed variance",
-                 notes: Sequence[str] = (), **analysis_options: object) -> Path:
+                 notes: Sequence[str] = (), encoder=None, **analysis_options: object) -> Path:
     """Analyse ``results`` and write ``report.md``, ``report.html`` and ``figures/`` under ``out_dir``.
 
     ``analysis_options`` go to :func:`analyze` (metric_by_task, treatment, control,
-    tau, alpha, n_resamples, n_bootstrap, seed). Returns the path of ``report.md``.
+    tau, alpha, n_resamples, n_bootstrap, seed); ``encoder`` (an
+    :class:`~xstilts.encoders.describe.EncoderInfo`) is named in the first paragraph. A
+    table with several intermediate settings gets the comparison of
+    :mod:`xstilts.analysis.axis_report`. Returns the path of ``report.md``.
     """
+    from xstilts.analysis.intermediates import intermediate_names
+
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise XstiltsError(f"cannot create report directory {out}: {exc.strerror}") from exc
-    analysis = analyze(results, **analysis_options)  # type: ignore[arg-type]
-    blocks = build_blocks(analysis, out, title=title, notes=notes)
+    if len(intermediate_names(validate_results(results))) > 1:
+        from xstilts.analysis.axis_report import build_axis_blocks
+
+        blocks = build_axis_blocks(results, out, title=title, notes=notes, encoder=encoder, **analysis_options)
+    else:
+        analysis = analyze(results, **analysis_options)  # type: ignore[arg-type]
+        blocks = build_blocks(analysis, out, title=title, notes=notes, encoder=encoder)
     md_path = out / "report.md"
     md_path.write_text(render_markdown(blocks), encoding="utf-8")
     (out / "report.html").write_text(render_html(blocks, title), encoding="utf-8")

@@ -1,6 +1,8 @@
 """The tidy results table every analysis function reads, and its validator.
 
-One row per task x language x condition x seed x metric. The grid runner writes
+One row per task x language x intermediate x condition x seed x metric (``intermediate``
+names the intermediate setting of the grid's intermediate axis; ``none`` for condition
+``none``, which has no intermediate model). The grid runner writes
 it (CSV and Parquet); the analysis only ever reads it, so all numbers in a report
 can be recomputed from the table alone.
 """
@@ -18,6 +20,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "language",
     "resource_group",
     "condition",
+    "intermediate",
     "seed",
     "intermediate_spec",
     "selection_policy",
@@ -25,17 +28,26 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "value",
     "model_version",
     "run_id",
+    "selection_score",
 )
 """Columns of the results table, in the order the grid writes them."""
+
+OPTIONAL_COLUMNS: tuple[str, ...] = ("intermediate", "selection_score")
+"""Columns that tables written before the intermediate axis lack: filled on validation
+(``intermediate``: ``none`` for condition none, else :data:`UNNAMED_INTERMEDIATE`;
+``selection_score``, the English dev score that selected the row's model: NaN)."""
+
+UNNAMED_INTERMEDIATE = "unnamed"
+NO_INTERMEDIATE = "none"
 
 CONDITIONS: tuple[str, ...] = ("none", "en", "multi", "en+mlm")
 """Intermediate-training conditions: no intermediate step, English data,
 size-matched multilingual data, English data plus MLM on target-language text."""
 
-KEY_COLUMNS: tuple[str, ...] = ("task", "language", "condition", "seed", "metric")
+KEY_COLUMNS: tuple[str, ...] = ("task", "language", "intermediate", "condition", "seed", "metric")
 """Columns that identify one row; a duplicate key means a cell was written twice."""
 
-_TEXT_COLUMNS = ("task", "language", "resource_group", "condition", "metric")
+_TEXT_COLUMNS = ("task", "language", "resource_group", "condition", "intermediate", "metric")
 
 
 def validate_results(results: pd.DataFrame, *, source: str = "results table",
@@ -48,13 +60,13 @@ def validate_results(results: pd.DataFrame, *, source: str = "results table",
     """
     if not isinstance(results, pd.DataFrame):
         raise XstiltsError(f"{source}: expected a pandas DataFrame, got {type(results).__name__}")
-    missing = [c for c in RESULT_COLUMNS if c not in results.columns]
+    missing = [c for c in RESULT_COLUMNS if c not in results.columns and c not in OPTIONAL_COLUMNS]
     if missing:
         raise XstiltsError(f"{source}: missing column(s) {', '.join(missing)}; "
                            f"expected columns {', '.join(RESULT_COLUMNS)}")
     if results.empty:
         raise XstiltsError(f"{source}: the table has no rows")
-    out = results.reset_index(drop=True).copy()
+    out = _fill_optional(results.reset_index(drop=True).copy())
 
     for col in _TEXT_COLUMNS:
         bad = out[col].isna() | (out[col].astype(str).str.strip() == "")
@@ -85,12 +97,15 @@ def validate_results(results: pd.DataFrame, *, source: str = "results table",
         raise XstiltsError(f"{source}: row {row}, column 'seed': expected an integer, got {out['seed'].iloc[row]!r}")
     out["seed"] = seeds.astype(int)
 
+    _check_intermediate(out, source)
+    out["selection_score"] = _selection_scores(out, source)
+
     dup = out.duplicated(list(KEY_COLUMNS), keep="first")
     if dup.any():
         row = int(np.flatnonzero(dup.to_numpy())[0])
         key = ", ".join(f"{c}={out[c].iloc[row]!r}" for c in KEY_COLUMNS)
         raise XstiltsError(f"{source}: row {row} repeats an earlier row's key ({key}); "
-                           "each task x language x condition x seed x metric must appear once")
+                           "each task x language x intermediate x condition x seed x metric must appear once")
 
     groups = out.groupby("language")["resource_group"].nunique()
     inconsistent = groups[groups > 1]
@@ -100,6 +115,43 @@ def validate_results(results: pd.DataFrame, *, source: str = "results table",
         raise XstiltsError(f"{source}: language {lang!r} has several resource groups {seen}; "
                            "column 'resource_group' must be the same for every row of a language")
     return out
+
+
+def _fill_optional(out: pd.DataFrame) -> pd.DataFrame:
+    """Add the columns older tables lack, in :data:`RESULT_COLUMNS` order (extra columns last)."""
+    if "intermediate" not in out.columns:
+        out["intermediate"] = np.nan
+    unnamed = out["intermediate"].isna()
+    if unnamed.any():
+        none = out["condition"].astype(str) == "none"
+        filled = np.where(none, NO_INTERMEDIATE, UNNAMED_INTERMEDIATE)
+        out["intermediate"] = out["intermediate"].astype(object).where(~unnamed, filled)
+    if "selection_score" not in out.columns:
+        out["selection_score"] = np.nan
+    order = list(RESULT_COLUMNS) + [c for c in out.columns if c not in RESULT_COLUMNS]
+    return out[order]
+
+
+def _selection_scores(out: pd.DataFrame, source: str) -> pd.Series:
+    """``selection_score`` as floats; empty (NaN) where no English dev score selected the model."""
+    scores = pd.to_numeric(out["selection_score"], errors="coerce")
+    bad = scores.isna() & out["selection_score"].notna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise XstiltsError(f"{source}: row {row}, column 'selection_score': expected a number or empty, "
+                           f"got {out['selection_score'].iloc[row]!r}")
+    return scores.astype(float)
+
+
+def _check_intermediate(out: pd.DataFrame, source: str) -> None:
+    """Condition ``none`` has no intermediate model, every other condition has one."""
+    none = out["condition"] == "none"
+    bad = none != (out["intermediate"] == NO_INTERMEDIATE)
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise XstiltsError(f"{source}: row {row}, column 'intermediate': {out['intermediate'].iloc[row]!r} with "
+                           f"condition {out['condition'].iloc[row]!r}; 'none' is the intermediate of condition "
+                           f"'none' and of no other")
 
 
 def select_metric(results: pd.DataFrame, metric_by_task: dict[str, str] | None = None) -> pd.DataFrame:

@@ -42,7 +42,7 @@ class IntermediateSpec:
 
     task: str
     languages: tuple[LanguageSource, ...]
-    size: int
+    size: int | None  # None: as many items as the English source has (its full split)
     seed: int = 0
     name: str = field(default="", compare=False)
 
@@ -62,7 +62,7 @@ class IntermediateSpec:
             if src.lang in seen:
                 raise XstiltsError(f"intermediate spec for {self.task}: language {src.lang} listed twice")
             seen.add(src.lang)
-        if self.size <= 0:
+        if self.size is not None and self.size <= 0:
             raise XstiltsError(f"intermediate spec for {self.task}: size must be positive, got {self.size}")
 
     @property
@@ -127,8 +127,11 @@ def _load(spec: IntermediateSpec, src: LanguageSource) -> list[Example]:
     return load_examples(spec.task, src.lang, src.split, source=src.source)
 
 
-def item_indices(n_items: int, size: int, seed: int) -> np.ndarray:
-    """Which items of an ``n_items`` parallel set a spec of ``size`` uses (seed-determined only)."""
+def item_indices(n_items: int, size: int | None, seed: int) -> np.ndarray:
+    """Which items of an ``n_items`` parallel set a spec of ``size`` uses (seed-determined only;
+    ``None``: all of them)."""
+    if size is None:
+        return np.arange(n_items)
     if size > n_items:
         raise XstiltsError(f"intermediate size {size} exceeds the {n_items} parallel items available")
     return np.sort(np.random.default_rng([seed, 0]).permutation(n_items)[:size])
@@ -162,7 +165,7 @@ def build_examples(spec: IntermediateSpec,
         chosen = draw_languages(spec, len(idx))
         return [data[lang][i] for i, lang in zip(idx, chosen)]
     out: list[Example] = []
-    for k, (lang, count) in enumerate(allocate(spec.size, spec.probabilities()).items()):
+    for k, (lang, count) in enumerate(allocate(_resolved_size(spec, data), spec.probabilities()).items()):
         pool = data[lang]
         if count > len(pool):
             raise XstiltsError(f"{spec.task}/{lang}: spec needs {count} examples, the data has {len(pool)}")
@@ -171,8 +174,21 @@ def build_examples(spec: IntermediateSpec,
     return out
 
 
+def _resolved_size(spec: IntermediateSpec, data: Mapping[str, Sequence[Example]]) -> int:
+    """The spec's size; for ``size=None`` the English source's full size (so a multilingual
+    spec derived from a full English one still matches it in size)."""
+    if spec.size is not None:
+        return spec.size
+    if "en" in data:
+        return len(data["en"])
+    first = spec.languages[0]
+    from xstilts.data.loading import load_examples
+
+    return len(load_examples(spec.task, "en", first.split, source=first.source))
+
+
 def spec_from_dict(data: Mapping) -> IntermediateSpec:
     """Inverse of :meth:`IntermediateSpec.to_dict` (as stored in a run config)."""
     langs = tuple(LanguageSource(**dict(s)) for s in data["languages"])
-    return IntermediateSpec(data["task"], langs, int(data["size"]), int(data.get("seed", 0)),
-                            name=data.get("name", ""))
+    size = None if data["size"] is None else int(data["size"])
+    return IntermediateSpec(data["task"], langs, size, int(data.get("seed", 0)), name=data.get("name", ""))

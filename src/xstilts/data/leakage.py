@@ -6,7 +6,8 @@ training) and the other evaluates (evaluation or model selection) on the same ta
 split, and any pair where one use tunes hyperparameters (``tuning``: a study's objective is
 scored on that split) and the other evaluates on it. Tuning and model selection may share
 English dev: both choose, neither reports. For tasks whose languages are translations of the same items (XNLI, PAWS-X, XQuAD)
-the languages do not matter: training on XNLI dev in Swahili leaks the English items.
+the languages do not matter: training on XNLI dev in Swahili leaks the English items; so for
+MLQA, whose items are shared by several languages.
 """
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def find_leaks(uses: Iterable[SplitUse]) -> list[tuple[SplitUse, SplitUse]]:
         for tr, ev in ((a, b) for a in uses if a.role == fit_role for b in uses if b.role == score_role):
             if tr.task != ev.task or tr.split != ev.split:
                 continue
-            if get_task(tr.task).parallel or set(tr.languages) & set(ev.languages):
+            if get_task(tr.task).items_shared_across_languages or set(tr.languages) & set(ev.languages):
                 leaks.append((tr, ev))
     return leaks
 
@@ -70,7 +71,7 @@ def check_no_leakage(uses: Iterable[SplitUse]) -> None:
     lines = [f"{ev.describe()} is also used {'for' if tr.role in TRAIN_ROLES else 'as'} {tr.describe()}"
              for tr, ev in leaks]
     hint = ("; the items of parallel tasks are translations of each other, so any language counts"
-            if any(get_task(tr.task).parallel for tr, _ in leaks) else "")
+            if any(get_task(tr.task).items_shared_across_languages for tr, _ in leaks) else "")
     fix = ("; evaluate on another split (e.g. test) or languages than the study tunes on (English dev)"
            if any(tr.role == "tuning" for tr, _ in leaks) else "")
     raise LeakageError("data leakage: " + "; ".join(lines) + hint + fix +

@@ -71,7 +71,8 @@ def grid_command(config_file, output_dir, threads, no_progress, executor, addres
     if result.report is not None:
         click.echo(f"report: {result.report}")
     else:
-        click.echo("report: not written (needs conditions en and multi and at least 2 seeds)")
+        click.echo("report: not written (needs conditions en and multi, or several intermediate settings, "
+                   "and at least 2 seeds)")
 
 
 @click.command("analyze")
@@ -83,7 +84,9 @@ def grid_command(config_file, output_dir, threads, no_progress, executor, addres
 @click.option("--tau", type=float, default=0.2, show_default=True, help="ASO threshold on epsilon_min.")
 @click.option("--title", default="xstilts analysis", show_default=True)
 @click.option("--log-mlflow/--no-log-mlflow", default=True, help="Log the report to an MLflow run.")
-def analyze_command(results_file, out_dir, treatment, control, tau, title, log_mlflow):
+@click.option("--encoder", default=None, help="The encoder the models were trained from (default, a Hub id or a "
+              "directory): the report names it and its pretraining objective. Unnamed when omitted.")
+def analyze_command(results_file, out_dir, treatment, control, tau, title, log_mlflow, encoder):
     """Statistics and report from a results table: per-language mean, seed spread and
     bootstrap CIs, dispersion across languages, Brown-Forsythe and std-ratio CIs for
     variances, Almost Stochastic Order for means, a mixed-effects model, plots."""
@@ -94,7 +97,10 @@ def analyze_command(results_file, out_dir, treatment, control, tau, title, log_m
     table = pd.read_parquet(results_file) if results_file.endswith(".parquet") else pd.read_csv(results_file)
     if table.empty:
         raise XstiltsError(f"{results_file}: the results table is empty")
-    path = write_report(table, out_dir, title=title, treatment=treatment, control=control, tau=tau)
+    from xstilts.encoders.describe import describe_encoder
+
+    info = describe_encoder(encoder) if encoder is not None else None
+    path = write_report(table, out_dir, title=title, treatment=treatment, control=control, tau=tau, encoder=info)
     if log_mlflow:
         from xstilts.tracking.store import RunStore
 

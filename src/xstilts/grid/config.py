@@ -5,6 +5,12 @@ data), ``multi`` (the same number of items in the languages the spec draws; with
 parallel data the same items), ``en+mlm`` (English intermediate data plus masked
 LM on multilingual text, when ``mlm`` is configured). Seeds are paired: seed s of
 every condition uses the same items and the same initial head.
+
+Intermediate settings are an axis: ``intermediate:`` is one mapping (the single
+intermediate task of older grids, i.e. a one-element list) or a list of them, each a
+task (or a mixture of tasks, ``mixed_with``) with its English and multilingual data
+specs. The grid crosses intermediate x condition x seed x target; ``none`` does not
+depend on the intermediate and is planned once per seed when the grid lists it.
 """
 from __future__ import annotations
 
@@ -20,15 +26,59 @@ from xstilts.tuning.config import TuningConfig
 
 
 @dataclass
-class IntermediateGrid:
+class IntermediateData:
+    """One intermediate task's data: the English spec (``task``/``split``/``size``) and the
+    size-matched multilingual one (``languages``, read from ``multi_split``/``multi_source``
+    when they differ from the English data's, e.g. translate-train sets on the Hub)."""
+
     task: str = "xnli"
     split: str = "dev"
-    size: int = 500  # items; the multilingual condition gets exactly as many
+    size: int | None = 500  # items (None: the full English split); the multilingual condition gets as many
     source_kind: str = "human_translated_parallel"  # XNLI dev: the same items translated
     languages: list[str] = field(default_factory=list)  # multi: languages drawn per item (empty = all of the task's)
     include_english: bool = True  # whether English is among the multi languages
+    source: str | None = None  # English data: None (vendored, else Hub), "local", "hub" or a directory
+    multi_split: str | None = None  # multi: another split (None: ``split``)
+    multi_source: str | None = None  # multi: another source (None: ``source``)
+
+
+#: IntermediateGrid fields newer than the single-intermediate grid; left at these
+#: defaults they are not hashed, so older grids keep their grid_hash.
+_NEW_INTERMEDIATE_DEFAULTS = {"name": "", "source": None, "multi_split": None, "multi_source": None,
+                              "mixed_with": [], "mixture": "proportional", "temperature": 2.0, "conditions": None}
+
+
+@dataclass
+class IntermediateGrid(IntermediateData):
+    """One value of the intermediate axis: a task, or a mixture of tasks (``mixed_with``)
+    trained together, with its own selection, training values and conditions."""
+
+    name: str = ""  # label in the table and report; default: the task names joined by '+'
+    mixed_with: list[IntermediateData] = field(default_factory=list)  # further tasks of a mixture
+    mixture: str = "proportional"  # how a mixture samples its tasks (or "temperature")
+    temperature: float = 2.0
+    conditions: list[str] | None = None  # which of the grid's conditions it takes (None: all; none is shared)
     selection: str = "last"  # no held-out intermediate dev data in the default grid
     training: TrainingArgs = field(default_factory=TrainingArgs)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.training, dict):
+            self.training = TrainingArgs(**self.training)
+        self.mixed_with = [d if isinstance(d, IntermediateData) else IntermediateData(**d) for d in self.mixed_with]
+
+    @property
+    def label(self) -> str:
+        return self.name or "+".join(d.task for d in self.data)
+
+    @property
+    def data(self) -> list[IntermediateData]:
+        """The task data of this intermediate model, the first task first."""
+        own = IntermediateData(**{f.name: getattr(self, f.name) for f in fields(IntermediateData)})
+        return [own, *self.mixed_with]
+
+    def hash_view(self) -> dict[str, Any]:
+        d = asdict(self)
+        return {k: v for k, v in d.items() if k not in _NEW_INTERMEDIATE_DEFAULTS or v != _NEW_INTERMEDIATE_DEFAULTS[k]}
 
 
 @dataclass
@@ -42,6 +92,7 @@ class TargetGrid:
     max_eval_examples: int | None = 200
     selection: str = "english_dev"
     training: TrainingArgs = field(default_factory=TrainingArgs)
+    source: str | None = None  # training data: None (vendored, else Hub), "local", "hub" or a directory
 
 
 @dataclass
@@ -51,7 +102,7 @@ class GridConfig:
     num_hidden_layers: int | None = None
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     conditions: list[str] = field(default_factory=lambda: ["none", "en", "multi"])
-    intermediate: IntermediateGrid = field(default_factory=IntermediateGrid)
+    intermediate: IntermediateGrid | list[IntermediateGrid] = field(default_factory=IntermediateGrid)
     targets: list[TargetGrid] = field(default_factory=list)
     mlm: MLMConfig | None = None
     experiment: str = ""  # the MLflow experiment; empty: xstilts-NAME (named after the grid)
@@ -63,9 +114,9 @@ class GridConfig:
     def __post_init__(self) -> None:
         self.experiment = self.experiment or f"xstilts-{self.name}"
         if isinstance(self.intermediate, dict):
-            data = dict(self.intermediate)
-            data["training"] = TrainingArgs(**data.get("training", {}))
-            self.intermediate = IntermediateGrid(**data)
+            self.intermediate = IntermediateGrid(**self.intermediate)
+        elif isinstance(self.intermediate, list):
+            self.intermediate = [IntermediateGrid(**i) if isinstance(i, dict) else i for i in self.intermediate]
         targets = []
         for t in self.targets:
             if isinstance(t, dict):
@@ -78,6 +129,15 @@ class GridConfig:
             self.mlm = MLMConfig(**self.mlm)
         if isinstance(self.tuning, dict):
             self.tuning = TuningConfig.from_dict(self.tuning, source="grid config tuning")
+
+    @property
+    def intermediates(self) -> list[IntermediateGrid]:
+        """The intermediate axis (a single ``intermediate:`` mapping is a one-element list)."""
+        return self.intermediate if isinstance(self.intermediate, list) else [self.intermediate]
+
+    def conditions_of(self, inter: IntermediateGrid) -> list[str]:
+        """The grid's conditions that ``inter`` takes, in the grid's order."""
+        return [c for c in self.conditions if inter.conditions is None or c in inter.conditions]
 
     @property
     def tunes(self) -> bool:
@@ -108,9 +168,7 @@ class GridConfig:
             raise XstiltsError(f"{source}: seeds: at least one seed is needed")
         if not self.targets:
             raise XstiltsError(f"{source}: targets: at least one target task is needed")
-        inter = get_task(self.intermediate.task)
-        for lang in self.intermediate.languages:
-            inter.check_language(lang)
+        _validate_intermediates(self, source)
         for t in self.targets:
             task = get_task(t.task)
             if task.kind != "target":
@@ -132,10 +190,15 @@ class GridConfig:
 
     def grid_hash(self) -> str:
         d = self.to_dict()
+        views = [i.hash_view() for i in self.intermediates]
+        d["intermediate"] = views[0] if len(views) == 1 else views  # [x] and x are the same grid
         for k in ("output_dir", "threads", "experiment"):
             d.pop(k)
         if d["tuning"] is None:
             d.pop("tuning")  # grids without tuning keep the hash they had
+        for t in d["targets"]:
+            if t["source"] is None:
+                t.pop("source")  # and so do targets that read the default source
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -144,3 +207,43 @@ def train_task_name(target: TargetGrid) -> str:
     from xstilts.tasks import get_task
 
     return target.train_task or get_task(target.task).train_task or target.task
+
+
+def _validate_intermediates(cfg: GridConfig, source: str) -> None:
+    """Names unique, conditions known, tasks and languages valid, and a ``multi`` condition
+    only where the multilingual data differs from the English data."""
+    from xstilts.tasks import get_task
+
+    inters = cfg.intermediates
+    if not inters:
+        raise XstiltsError(f"{source}: intermediate: at least one intermediate setting is needed")
+    labels = [i.label for i in inters]
+    for k, inter in enumerate(inters):
+        where = f"{source}: intermediate[{k}] ({inter.label})"
+        if inter.label == "none" or labels.count(inter.label) > 1:
+            raise XstiltsError(f"{where}: name {inter.label!r} is reserved or used twice; give each a distinct `name`")
+        for c in inter.conditions or []:
+            if c not in cfg.conditions:
+                raise XstiltsError(f"{where}: conditions: {c!r} is not among the grid's conditions {cfg.conditions}")
+        if inter.mixture not in ("proportional", "temperature"):
+            raise XstiltsError(f"{where}: mixture: {inter.mixture!r}; valid: proportional, temperature")
+        for d in inter.data:
+            task = get_task(d.task)
+            for lang in d.languages:
+                task.check_language(lang)
+            task.check_split(d.split)
+            if d.multi_split:
+                task.check_split(d.multi_split)
+        if "multi" in cfg.conditions_of(inter) and all(multi_is_english(d) for d in inter.data):
+            raise XstiltsError(f"{where}: condition multi needs multilingual data (with these settings "
+                               f"{', '.join(d.task for d in inter.data)} have only English); set `languages` "
+                               f"or `multi_split`, or `conditions` without multi")
+
+
+def multi_is_english(d: IntermediateData) -> bool:
+    """Whether ``d``'s multilingual spec would be its English one (an English-only task):
+    in a mixture's ``multi`` condition such a task keeps its English data."""
+    from xstilts.tasks import get_task
+
+    langs = set(d.languages or get_task(d.task).languages)
+    return langs <= {"en"} and (d.multi_split or d.split) == d.split and d.multi_source == d.source

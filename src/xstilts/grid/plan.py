@@ -1,7 +1,7 @@
 """The grid as a plan: keyed jobs with explicit dependencies, plus the grid-wide leakage check.
 
 :func:`plan_grid` turns a grid config into a :class:`Plan`: one training job per
-intermediate (condition, seed), one per target cell (needing its intermediate
+(intermediate setting, condition, seed), one per target cell (needing its intermediate
 job), one evaluation job per trained target model or encoder (needing the job
 that made it), and the cells that map evaluation results to rows of the table.
 An executor (:mod:`xstilts.grid.executor`) runs the jobs; nothing here runs.
@@ -11,30 +11,50 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from xstilts.config import PhaseConfig, TaskData
-from xstilts.grid.config import GridConfig, TargetGrid
+from xstilts.grid.config import GridConfig, IntermediateData, IntermediateGrid, TargetGrid
 
 
-def intermediate_spec(cfg: GridConfig, condition: str, seed: int):
-    """The data spec of one intermediate cell (``en``/``en+mlm`` English, ``multi`` size-matched)."""
+def intermediate_specs(inter: IntermediateGrid, condition: str, seed: int) -> list:
+    """The data specs of one intermediate cell, one per task of ``inter`` (``en``/``en+mlm``
+    English, ``multi`` size-matched; an English-only task of a mixture stays English)."""
+    from xstilts.grid.config import multi_is_english
+
+    return [_data_spec(d, condition, seed) if not multi_is_english(d) else _data_spec(d, "en", seed)
+            for d in inter.data]
+
+
+def _data_spec(d: IntermediateData, condition: str, seed: int):
     from xstilts.data.intermediate_spec import english_spec, matched_multilingual
     from xstilts.tasks import get_task
 
-    inter = cfg.intermediate
-    english = english_spec(inter.task, inter.size, split=inter.split, seed=seed, kind=inter.source_kind)
+    english = english_spec(d.task, d.size, split=d.split, seed=seed, kind=d.source_kind, source=d.source)
     if condition in ("en", "en+mlm"):
         return english
-    langs = inter.languages or list(get_task(inter.task).languages)
-    return matched_multilingual(english, {lang: 1.0 for lang in langs}, kind=inter.source_kind,
-                                include_english=inter.include_english)
+    langs = d.languages or list(get_task(d.task).languages)
+    return matched_multilingual(english, {lang: 1.0 for lang in langs}, kind=d.source_kind,
+                                include_english=d.include_english, split=d.multi_split, source=d.multi_source)
 
 
-def intermediate_config(cfg: GridConfig, condition: str, seed: int) -> PhaseConfig:
-    inter = cfg.intermediate
-    spec = intermediate_spec(cfg, condition, seed)
+def intermediate_spec(cfg: GridConfig, condition: str, seed: int, inter: IntermediateGrid | None = None):
+    """The data spec of a single-task intermediate cell (default: the grid's first intermediate)."""
+    return intermediate_specs(inter or cfg.intermediates[0], condition, seed)[0]
+
+
+def spec_hash(inter: IntermediateGrid, condition: str, seed: int) -> str:
+    """The cell's ``intermediate_spec`` value: its spec's hash, or the mixture's hashes joined by '+'."""
+    return "+".join(s.stable_hash() for s in intermediate_specs(inter, condition, seed))
+
+
+def intermediate_config(cfg: GridConfig, condition: str, seed: int,
+                        inter: IntermediateGrid | None = None) -> PhaseConfig:
+    """The training config of one intermediate model (default: the grid's first intermediate)."""
+    inter = inter or cfg.intermediates[0]
+    tasks = [TaskData(task=spec.task, languages=[s.lang for s in spec.languages], split=d.split,
+                      spec=spec.to_dict(), dev_languages=["en"], source=d.source)
+             for d, spec in zip(inter.data, intermediate_specs(inter, condition, seed))]
     return PhaseConfig(
-        phase="intermediate", condition=condition, seed=seed, selection=inter.selection,
-        tasks=[TaskData(task=inter.task, languages=[s.lang for s in spec.languages], split=inter.split,
-                        spec=spec.to_dict(), dev_languages=["en"])],
+        phase="intermediate", condition=condition, seed=seed, selection=inter.selection, tasks=tasks,
+        mixture=inter.mixture, temperature=inter.temperature,
         mlm=cfg.mlm if condition == "en+mlm" else None, base_model=cfg.base_model,
         num_hidden_layers=cfg.num_hidden_layers, training=replace(inter.training, threads=cfg.threads),
         experiment=cfg.experiment)
@@ -52,7 +72,7 @@ def target_config(cfg: GridConfig, target: TargetGrid, condition: str, seed: int
         phase="target", condition=condition, seed=seed, selection=target.selection, init_from=init_from,
         tasks=[TaskData(task=train_task_of(target), languages=["en"], split="train",
                         max_examples=target.max_train_examples, max_dev_examples=target.max_dev_examples,
-                        dev_languages=["en"])],
+                        dev_languages=["en"], source=target.source)],
         base_model=cfg.base_model, num_hidden_layers=cfg.num_hidden_layers,
         training=replace(target.training, threads=cfg.threads), experiment=cfg.experiment)
 
@@ -86,10 +106,10 @@ def check_grid_leakage(cfg: GridConfig) -> None:
     from xstilts.data.leakage import SplitUse, check_no_leakage
 
     uses = []
-    for condition in cfg.conditions:
-        if condition == "none":
-            continue
-        uses += intermediate_config(cfg, condition, cfg.seeds[0]).split_uses()
+    for inter in cfg.intermediates:
+        for condition in cfg.conditions_of(inter):
+            if condition != "none":
+                uses += intermediate_config(cfg, condition, cfg.seeds[0], inter).split_uses()
     for target in cfg.targets:
         if not is_retrieval(target):
             uses += target_config(cfg, target, "none", cfg.seeds[0], None).split_uses()
@@ -114,6 +134,8 @@ class Cell:
     seed: int
     intermediate_spec: str
     selection: str
+    intermediate: str = "none"       # the intermediate setting's label (``none`` for condition none)
+    train_job: str | None = None     # the target training job (its English dev score selects models)
 
 
 @dataclass
@@ -142,45 +164,63 @@ def eval_spec(cfg: GridConfig, target: TargetGrid, bf16: bool):
 
 
 def plan_grid(cfg: GridConfig) -> Plan:
-    """Every job of the grid, in the order the old nested loops ran them (seed, condition, target)."""
+    """Every job of the grid, in the order (seed, intermediate, condition, target).
+
+    Each intermediate model is trained once per (intermediate, condition, seed) and reused
+    for every target; condition ``none`` does not depend on the intermediate, so its cells
+    are planned once per seed (first), whichever conditions the settings list."""
     from xstilts.runtime.cpu import resolve_bf16
 
     plan = Plan()
     bf16 = resolve_bf16(None)
     specs = {t.task: eval_spec(cfg, t, bf16) for t in cfg.targets}
     for seed in cfg.seeds:
-        for condition in cfg.conditions:
-            inter = _plan_intermediate(plan, cfg, condition, seed)
-            spec_hash = intermediate_spec(cfg, condition, seed).stable_hash() if inter else "none"
-            for target in cfg.targets:
-                eval_id, selection = _plan_target(plan, cfg, target, condition, seed, inter, specs[target.task])
-                plan.cells.append(Cell(eval_id, target.task, condition, seed, spec_hash, selection))
+        if "none" in cfg.conditions:
+            _plan_cells(plan, cfg, None, "none", seed, specs)
+        for inter in cfg.intermediates:
+            for condition in cfg.conditions_of(inter):
+                if condition != "none":
+                    _plan_cells(plan, cfg, inter, condition, seed, specs)
     return plan
 
 
-def _plan_intermediate(plan: Plan, cfg: GridConfig, condition: str, seed: int) -> str | None:
+def _plan_cells(plan: Plan, cfg: GridConfig, inter: IntermediateGrid | None, condition: str, seed: int,
+                specs: dict) -> None:
+    """The intermediate job of (inter, condition, seed) and every target's cell on it."""
+    job = _plan_intermediate(plan, cfg, inter, condition, seed) if inter is not None else None
+    shash, label = (spec_hash(inter, condition, seed), inter.label) if job else ("none", "none")
+    for target in cfg.targets:
+        eval_id, selection = _plan_target(plan, cfg, target, condition, seed, job, specs[target.task], inter)
+        train_id = plan.jobs[eval_id].needs[0] if plan.jobs[eval_id].needs else None
+        plan.cells.append(Cell(eval_id, target.task, condition, seed, shash, selection, label,
+                               train_id if train_id != job else None))
+
+
+def _plan_intermediate(plan: Plan, cfg: GridConfig, inter: IntermediateGrid, condition: str,
+                       seed: int) -> str | None:
     from xstilts.grid.jobs import TrainJob
 
-    if condition == "none":
-        return None
-    c = intermediate_config(cfg, condition, seed)
-    return plan.add(TrainJob(f"train:{c.run_key()}", c, label=f"intermediate {c.tasks[0].task} {condition} s{seed}",
-                             tags=cell_tags(cfg, condition, seed)))
+    c = intermediate_config(cfg, condition, seed, inter)
+    return plan.add(TrainJob(f"train:{c.run_key()}", c, label=f"intermediate {inter.label} {condition} s{seed}",
+                             tags=cell_tags(cfg, condition, seed, inter)))
 
 
-def cell_tags(cfg: GridConfig, condition: str, seed: int | None) -> dict[str, str]:
+def cell_tags(cfg: GridConfig, condition: str, seed: int | None,
+              inter: IntermediateGrid | None = None) -> dict[str, str]:
     """Tags a user filters and groups a grid's runs by in the MLflow UI (seed ``all``: a
     run shared by every seed, the bare encoder's evaluation)."""
     return {"grid": cfg.name, "condition": condition, "seed": "all" if seed is None else str(seed),
-            "intermediate": "none" if condition == "none" else cfg.intermediate.task}
+            "intermediate": "none" if condition == "none" or inter is None else inter.label}
 
 
 def _plan_target(plan: Plan, cfg: GridConfig, target: TargetGrid, condition: str, seed: int,
-                 inter: str | None, spec) -> tuple[str, str]:
+                 inter: str | None, spec, setting: IntermediateGrid | None = None) -> tuple[str, str]:
     """Plan the target cell's training (unless retrieval) and evaluation; (eval job id, selection)."""
     from xstilts.grid.jobs import EvalJob, TrainJob
 
-    label, tags = f"{target.task} {condition} s{seed}", cell_tags(cfg, condition, seed)
+    several = len(cfg.intermediates) > 1 and inter is not None
+    label = f"{target.task} {condition}{f' ({setting.label})' if several else ''} s{seed}"
+    tags = cell_tags(cfg, condition, seed, setting)
     if is_retrieval(target):
         if inter is None:
             job = EvalJob(f"eval:{target.task}:{cfg.base_model}", spec, model=cfg.base_model, label=f"eval {label}",
@@ -191,7 +231,7 @@ def _plan_target(plan: Plan, cfg: GridConfig, target: TargetGrid, condition: str
     # a target trained on an intermediate model: its run_key is known once that model is
     # registered, so the plan id stands in the intermediate job's id for the model
     c = target_config(cfg, target, condition, seed, f"<{inter}>" if inter else None)
-    tune = _plan_tuning(plan, cfg, target, condition, inter)
+    tune = _plan_tuning(plan, cfg, target, condition, inter, setting.label if several else None)
     needs = ((inter,) if inter else ()) + ((tune,) if tune else ())
     train_id = plan.add(TrainJob(f"train:{c.run_key()}", c, needs=needs, label=f"target {label}", tune_job=tune,
                                  tags=tags))
@@ -199,7 +239,8 @@ def _plan_target(plan: Plan, cfg: GridConfig, target: TargetGrid, condition: str
     return plan.add(job), target.selection
 
 
-def _plan_tuning(plan: Plan, cfg: GridConfig, target: TargetGrid, condition: str, inter: str | None) -> str | None:
+def _plan_tuning(plan: Plan, cfg: GridConfig, target: TargetGrid, condition: str, inter: str | None,
+                 setting: str | None = None) -> str | None:
     """The tuning job a target cell waits for (None without tuning).
 
     ``per_task``: one study per target, its trials trained from the bare encoder;
@@ -213,6 +254,8 @@ def _plan_tuning(plan: Plan, cfg: GridConfig, target: TargetGrid, condition: str
         return None
     per_condition = cfg.tuning.scope == "per_condition"
     cond = condition if per_condition else "none"
+    if per_condition and setting:  # one study per (intermediate, condition) when there are several
+        cond = f"{setting}/{condition}"
     job_id = f"tune:{target.task}:{cond}"
     if job_id in plan.jobs:
         return job_id

@@ -72,7 +72,7 @@ def run_grid(cfg: GridConfig, *, progress: bool = True, store=None, executor=Non
     try:
         outcomes = _execute(store, cfg, plan, parent, out, progress, timings, executor)
         _count(result, plan, outcomes)
-        table = collect_table(plan, outcomes, cfg)
+        table = collect_table(plan, outcomes, cfg, store=store)
         _write_table(store, parent, table, result)
         result.seconds = time.perf_counter() - t0
         result.report = _report(cfg, table, out, result)
@@ -99,8 +99,16 @@ def _start_grid_run(store, cfg: GridConfig) -> str:
     run.log_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), "grid_config.yaml")
     run.log_params({"seeds": json.dumps(cfg.seeds), "conditions": ",".join(cfg.conditions),
                     "targets": ",".join(t.task for t in cfg.targets), "base_model": cfg.base_model,
-                    "intermediate.task": cfg.intermediate.task, "intermediate.size": cfg.intermediate.size})
+                    **_intermediate_params(cfg)})
     return parent
+
+
+def _intermediate_params(cfg: GridConfig) -> dict:
+    """The intermediate axis as params (a single setting keeps the params grids always had)."""
+    inters = cfg.intermediates
+    if len(inters) == 1:
+        return {"intermediate.task": "+".join(d.task for d in inters[0].data), "intermediate.size": inters[0].size}
+    return {"intermediates": ",".join(i.label for i in inters)}
 
 
 def _job_run(store, run_id: str):
@@ -161,8 +169,11 @@ def _count(result: GridResult, plan, outcomes: dict) -> None:
             result.evaluated += not reused
 
 
-def collect_table(plan, outcomes: dict, cfg: GridConfig):
-    """The tidy results table: one row per cell x language x metric, checked against the schema."""
+def collect_table(plan, outcomes: dict, cfg: GridConfig, store=None):
+    """The tidy results table: one row per cell x language x metric, checked against the schema.
+
+    ``selection_score`` is the English dev score that selected the cell's target model
+    (read from its training run in ``store``; NaN for retrieval cells and without a store)."""
     import pandas as pd
 
     from xstilts.analysis.resource_groups import read_class_mapping, resource_group
@@ -172,17 +183,26 @@ def collect_table(plan, outcomes: dict, cfg: GridConfig):
     rows = []
     for cell in plan.cells:
         outcome = outcomes[cell.eval_job]
+        selected = _selection_score(store, outcomes.get(cell.train_job)) if cell.train_job else None
         for lang, scores in outcome.record["languages"].items():
             group = resource_group(lang, mapping=mapping)
             for metric, value in scores.items():
                 rows.append({"task": cell.task, "language": lang, "resource_group": group,
-                             "condition": cell.condition, "seed": cell.seed,
+                             "condition": cell.condition, "intermediate": cell.intermediate, "seed": cell.seed,
                              "intermediate_spec": cell.intermediate_spec, "selection_policy": cell.selection,
                              "metric": metric, "value": float(value), "model_version": outcome.model_ref,
-                             "run_id": outcome.run_id})
+                             "run_id": outcome.run_id,
+                             "selection_score": float("nan") if selected is None else float(selected)})
     table = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
     validate_results(table, source=f"grid {cfg.name} results")
     return table
+
+
+def _selection_score(store, trained) -> float | None:
+    """The English dev score that selected a trained model (None: not selected on dev, or no store)."""
+    if store is None or trained is None or not getattr(trained, "run_id", None):
+        return None
+    return store.run_metric(trained.run_id, "selected.dev_score")
 
 
 def _write_table(store, parent: str, table, result: GridResult) -> None:
@@ -225,6 +245,17 @@ def _target_note(t: TargetGrid) -> str:
             f"{t.training.epochs:g} epochs, selection {t.selection}; {size}.")
 
 
+def _intermediate_note(cfg: GridConfig, inter) -> str:
+    """One intermediate setting's data, as the single-intermediate note always read."""
+    parts = [f"{d.task} {d.split}{f' (multi: {d.multi_split})' if d.multi_split else ''}, {d.size or 'all'} items "
+             f"({d.source_kind}); multi languages: {', '.join(d.languages) or 'all of the task'}; English among "
+             f"them: {d.include_english}" for d in inter.data]
+    head = "Intermediate" if len(cfg.intermediates) == 1 else f"Intermediate `{inter.label}`"
+    mix = f" (mixture, {inter.mixture} sampling)" if len(inter.data) > 1 else ""
+    conds = "" if inter.conditions is None else f"; conditions {', '.join(cfg.conditions_of(inter))}"
+    return f"{head}{mix}: {' + '.join(parts)}{conds}."
+
+
 def _tuning_note(job_id: str, outcome, scope: str) -> str:
     """Which study chose a target's training values, what it chose, and the scope (per task or per condition)."""
     values = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in outcome.best_params.items())
@@ -237,22 +268,25 @@ def _tuning_note(job_id: str, outcome, scope: str) -> str:
 
 def _report(cfg: GridConfig, table, out: Path, result: GridResult) -> Path | None:
     from xstilts.analysis.report import write_report
+    from xstilts.encoders.describe import describe_encoder
 
     conditions = set(table["condition"])
-    if not {"en", "multi"} <= conditions or table["seed"].nunique() < 2:
+    if len(cfg.intermediates) > 1:
+        if not conditions - {"none"} or table["seed"].nunique() < 2:
+            log.warning("report skipped: it compares intermediate settings and needs at least 2 seeds")
+            return None
+    elif not {"en", "multi"} <= conditions or table["seed"].nunique() < 2:
         log.warning("report skipped: it compares multi with en and needs at least 2 seeds")
         return None
     notes = [
         f"Grid `{cfg.name}`: seeds {cfg.seeds}, conditions {cfg.conditions}, encoder {cfg.base_model}"
         + (f" cut to {cfg.num_hidden_layers} layers" if cfg.num_hidden_layers else "") + ".",
-        f"Intermediate: {cfg.intermediate.task} {cfg.intermediate.split}, {cfg.intermediate.size} items "
-        f"({cfg.intermediate.source_kind}); multi languages: "
-        f"{', '.join(cfg.intermediate.languages) or 'all of the task'}; English among them: "
-        f"{cfg.intermediate.include_english}.",
+        *[_intermediate_note(cfg, inter) for inter in cfg.intermediates],
         *[_target_note(t) for t in cfg.targets],
         *[_tuning_note(job_id, o, cfg.tuning.scope) for job_id, o in result.tuned.items()],
         f"Wall time of this grid invocation: {result.seconds / 60:.1f} min "
         f"({result.trained} models trained, {result.reused} reused, {result.evaluated} evaluations run, "
         f"{result.eval_reused} reused).",
     ]
-    return write_report(table, out / "report", title=f"xstilts grid: {cfg.name}", notes=notes)
+    return write_report(table, out / "report", title=f"xstilts grid: {cfg.name}", notes=notes,
+                        encoder=describe_encoder(cfg.base_model))

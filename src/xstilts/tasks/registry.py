@@ -51,6 +51,14 @@ class Task:
     train_task: ClassVar[str | None] = None
     # Languages whose data is a translation of the same items (XNLI dev/test, XQuAD, ...).
     parallel: ClassVar[bool] = False
+    # Languages share items without being one-to-one parallel (MLQA: an item is in several,
+    # not all, languages): leakage counts across languages, sampling stays per language.
+    shares_items: ClassVar[bool] = False
+
+    @property
+    def items_shared_across_languages(self) -> bool:
+        """Whether training on one language's split leaks the same split of another language."""
+        return self.parallel or self.shares_items
 
     # ---- lookup helpers -------------------------------------------------------------
     def check_language(self, lang: str) -> str:

@@ -393,6 +393,11 @@ class RunStore:
         _, _, v = max(scored, key=lambda s: (s[0], s[1]))
         return RegisteredModel(v.name, str(v.version), v.run_id, dict(v.tags))
 
+    def run_metric(self, run_id: str, metric: str) -> float | None:
+        """The last logged value of ``metric`` in run ``run_id`` (None when it has none),
+        e.g. the ``selected.dev_score`` that chose a trained model."""
+        return self.client.get_run(run_id).data.metrics.get(metric)
+
     def set_alias(self, model: RegisteredModel, alias: str) -> None:
         self.client.set_registered_model_alias(model.name, alias, model.version)
 
