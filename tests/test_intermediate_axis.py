@@ -46,6 +46,8 @@ def _plan_digest(cfg: GridConfig) -> tuple:
 @pytest.mark.parametrize("name", sorted(BEFORE_AXIS))
 def test_single_intermediate_grids_keep_their_run_keys(name):
     cfg = GridConfig.from_file(repo_root() / "configs" / name)
+    if name == "default.yaml":  # digested with its 3 seeds of 21e2200; it has 5 since (issue 16)
+        cfg.seeds = cfg.seeds[:3]
     assert _plan_digest(cfg) == BEFORE_AXIS[name]
     # the mapping is a one-element list: the same plan, hash and run_keys
     as_list = GridConfig(**{**cfg.to_dict(), "intermediate": [cfg.to_dict()["intermediate"]]}).validate()
