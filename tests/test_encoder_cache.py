@@ -64,7 +64,9 @@ def test_tokenizer_folders_with_the_same_bytes_share_one_loaded_tokenizer(defaul
     copy_dir.mkdir()
     for name in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copyfile(default_encoder_dir / name, copy_dir / name)
-    assert cache.cached_tokenizer(str(copy_dir), lambda: 1 / 0) is base  # no load: same bytes
+    shared = cache.cached_tokenizer(str(copy_dir), lambda: 1 / 0)  # no load: same bytes
+    assert shared.backend_tokenizer is base.backend_tokenizer and shared.name_or_path == str(copy_dir)
+    assert base.name_or_path == str(default_encoder_dir)
     (copy_dir / "tokenizer_config.json").write_text('{"model_max_length": 77}')
     from transformers import AutoTokenizer
 

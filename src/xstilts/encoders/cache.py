@@ -88,8 +88,8 @@ def cached_tokenizer(resolved: str, load: Callable[[], Any]):
     """The tokenizer ``load()`` reads from ``resolved``, read once per process for the same files.
 
     Keyed by the files' content, not the directory: every stored model carries a byte copy
-    of its base's tokenizer files, so all of them share the one already loaded (whose
-    ``name_or_path`` is the directory it was first read from)."""
+    of its base's tokenizer files, so all of them share the one already loaded (as a
+    shallow copy whose ``name_or_path`` is ``resolved``)."""
     digest = tokenizer_digest(resolved)
     if digest is None:
         return load()
@@ -100,7 +100,19 @@ def cached_tokenizer(resolved: str, load: Callable[[], Any]):
         found = load()
         with _lock:
             _tokenizers[key] = found
+    if str(getattr(found, "name_or_path", resolved)) != str(resolved):
+        found = _renamed(found, str(resolved))
     return found
+
+
+def _renamed(tokenizer, path: str):
+    """A shallow copy of ``tokenizer`` (same vocabulary and backend) that says it was read from
+    ``path``: a model's tokenizer names the model's folder, and files are copied from there."""
+    other = copy.copy(tokenizer)
+    other.name_or_path = path
+    if isinstance(getattr(other, "init_kwargs", None), dict):
+        other.init_kwargs = dict(other.init_kwargs, name_or_path=path)
+    return other
 
 
 def clear() -> None:
