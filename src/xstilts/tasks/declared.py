@@ -47,7 +47,7 @@ from xstilts.tasks.registry import HubRef, Task, get_task, register_task, task_n
 KEYS = ("name", "family", "format", "fields", "labels", "label_map", "languages", "splits", "license",
         "kind", "metric", "parallel", "train_task", "resource_classes", "extends", "hub", "header",
         "delimiter", "description", "tag_alignment")
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_.+-]*$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")  # also a head (torch module) name: no dots
 _TASK_BASES = (SentenceTask, TaggingTask, SpanQATask)
 
 _DECLARED: dict[str, tuple[str, dict[str, Any]]] = {}  # name -> (fingerprint, normalized declaration)
@@ -92,7 +92,7 @@ def _languages(where: str, raw: Any, base_dir: Path, has_hub: bool) -> dict[str,
     out: dict[str, dict[str, list]] = {}
     for lang, splits in raw.items():
         if not isinstance(lang, str) or not _NAME.match(lang):
-            raise DeclarationError(f"{where}: language code {lang!r}: use lower-case letters, digits and _.+-")
+            raise DeclarationError(f"{where}: language code {lang!r}: use lower-case letters, digits, _ and -")
         if not isinstance(splits, dict) or (not splits and not has_hub):
             raise DeclarationError(f"{where}.{lang}: expected a mapping split -> file(s), got {splits!r}")
         out[lang] = {str(s): _files(f"{where}.{lang}.{s}", v, base_dir) for s, v in splits.items()}
@@ -189,7 +189,7 @@ def normalize(raw: Mapping[str, Any], *, base_dir: Path, where: str) -> dict[str
         raise DeclarationError(f"{where}: unknown field(s) {', '.join(unknown)}; valid: {', '.join(KEYS)}")
     name = raw.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
-        raise DeclarationError(f"{where}: field 'name' must be a task name (lower-case letters, digits, _.+-), "
+        raise DeclarationError(f"{where}: field 'name' must be a task name (lower-case letters, digits, _ and -), "
                                f"got {name!r}")
     where = f"{where} ({name})"
     base = get_task(raw["extends"]) if raw.get("extends") else None
@@ -197,7 +197,9 @@ def normalize(raw: Mapping[str, Any], *, base_dir: Path, where: str) -> dict[str
         raise DeclarationError(f"{where}.extends: {raw['extends']} is itself declared; extend a built-in task")
     family = _family(where, raw, base)
     hub = _hub(where, raw.get("hub"))
-    languages = _languages(f"{where}.languages", raw.get("languages"), base_dir, hub is not None)
+    # an extension may only change how its base is used (tag_alignment) and declare no language
+    languages = {} if base is not None and raw.get("languages") is None else _languages(
+        f"{where}.languages", raw.get("languages"), base_dir, hub is not None)
     has_files = any(files for splits in languages.values() for files in splits.values())
     fmt = _format(where, raw, family, needed=has_files)
     labels = _labels(f"{where}.labels", raw["labels"]) if "labels" in raw else (
