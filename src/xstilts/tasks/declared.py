@@ -204,7 +204,7 @@ def normalize(raw: Mapping[str, Any], *, base_dir: Path, where: str) -> dict[str
     fmt = _format(where, raw, family, needed=has_files)
     labels = _labels(f"{where}.labels", raw["labels"]) if "labels" in raw else (
         list(base.labels) if base is not None and base.labels else None)
-    if labels is None and fmt is not None and _takes_labels(family, fmt):
+    if labels is None and fmt is not None and _takes_labels(family, fmt, raw.get("fields") or {}):
         raise DeclarationError(f"{where}: missing field 'labels' (a list, or a task whose labels to reuse)")
     fields = _fields(where, family, fmt, raw.get("fields"), labels is not None) if fmt else {}
     new_langs = [lang for lang in languages if base is None or lang not in base.languages]
@@ -219,9 +219,11 @@ def normalize(raw: Mapping[str, Any], *, base_dir: Path, where: str) -> dict[str
             "description": str(raw.get("description") or ""), "tag_alignment": _alignment(where, raw, family, base)}
 
 
-def _takes_labels(family: TaskFamily, fmt: str) -> bool:
-    """Whether records of this format carry a label (or tags) to check against a label set."""
-    return any(f in ("label", "tag", "tags") for group in family.declared_formats[fmt] for f in group)
+def _takes_labels(family: TaskFamily, fmt: str, fields: Mapping[str, Any]) -> bool:
+    """Whether the records carry tags, or a mapped label, to check against a label set
+    (sentences without a label field are unlabelled text, e.g. for masked LM)."""
+    tagged = any(f in ("tag", "tags") for group in family.declared_formats[fmt] for f in group)
+    return tagged or "label" in fields
 
 
 def _splits(where: str, raw, languages, hub, base: Task | None) -> list[str]:
