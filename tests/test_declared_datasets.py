@@ -40,6 +40,7 @@ def quick(cfg: GridConfig, out: Path) -> GridConfig:
     return cfg.validate()
 
 
+@pytest.mark.slow
 def test_worked_example_wolof_pos_conllu_runs_end_to_end(tracking, default_encoder_dir):
     from xstilts.grid.runner import run_grid
 
@@ -54,6 +55,7 @@ def test_worked_example_wolof_pos_conllu_runs_end_to_end(tracking, default_encod
     assert result.trained == 1 and result.evaluated == 1  # one cell: no report (it compares conditions)
 
 
+@pytest.mark.slow
 def test_worked_example_quechua_nli_extends_xnli_end_to_end(tracking, default_encoder_dir):
     from xstilts.grid.runner import run_grid
 
@@ -89,8 +91,8 @@ def test_declared_sets_train_as_intermediate_data_and_feed_masked_lm(default_enc
                       tasks=[TaskData(task="quy-nli", languages=["quy"], dev_split="train", dev_languages=["quy"])],
                       mlm=MLMConfig(task="quy-text", split="train", languages=["quy"], max_examples=12),
                       training=TrainingArgs(**TINY)).validate()
-    [train] = build_train_sets(cfg, tok)
-    assert len(train.units) == 12
+    sets = build_train_sets(cfg, tok)  # the NLI rows and, mixed in, the masked-LM text
+    assert [len(s.units) for s in sets] == [12, 12]
     assert len(_mlm_set(cfg, tok).units) == 12  # unlabelled hypotheses as masked-LM text
     assert {d["name"] for d in cfg.datasets} == {"quy-nli", "quy-text"}
     assert all(len(f["sha256"]) == 64 for d in cfg.to_dict()["datasets"]
@@ -137,7 +139,7 @@ def _wolof(**change):
 
 @pytest.mark.parametrize("decl, error, match", [
     (_wolof(family="ner"), DeclarationError,
-     r"datasets\[0\] \(wo-pos\)\.family: unknown family 'ner'; declarable families: sentence_classification, "
+     r"datasets\[1\] \(wo-pos\)\.family: unknown family 'ner'; declarable families: sentence_classification, "
      r"tagging, span_qa"),
     ({"name": "quy", "family": "sentence_classification", "format": "tsv", "labels": "xnli",
       "fields": {"text_a": "premise", "text_b": "hypothesis"},
