@@ -57,9 +57,11 @@ def test_issue_low_resource_set_is_joshi_class_at_most_two() -> None:
     assert resource_group("sw", low_max_class=1) == "high"
 
 
-def test_unknown_language_lists_choices() -> None:
-    with pytest.raises(UnknownNameError, match="'xx'"):
+def test_unknown_language_asks_for_its_class() -> None:
+    with pytest.raises(XstiltsError, match=r"'xx' has no Joshi et al\. \(2020\) class.*resource_classes"):
         resource_class("xx")
+    with pytest.raises(UnknownNameError, match="'xx'"):
+        resource_class("xx", mapping={"sw": 2})
     assert resource_group("xx", mapping={"xx": 0}) == "low"
 
 

@@ -92,6 +92,9 @@ class PhaseConfig:
     training: TrainingArgs = field(default_factory=TrainingArgs)
     experiment: str = "xstilts"
     register: bool = True
+    # Datasets declared in a config (xstilts.tasks.declared), in recorded form; None: those of
+    # the declared tasks this config uses, taken from the ones declared in this process.
+    datasets: list[dict] | None = None
 
     def __post_init__(self) -> None:
         self.tasks = [t if isinstance(t, TaskData) else TaskData(**t) for t in self.tasks]
@@ -99,6 +102,13 @@ class PhaseConfig:
             self.training = TrainingArgs(**self.training)
         if isinstance(self.mlm, dict):
             self.mlm = MLMConfig(**self.mlm)
+        from xstilts.tasks.declared import declarations_for, declare_datasets
+
+        if self.datasets:
+            declare_datasets(self.datasets, source="config datasets")
+        else:
+            used = [t.task for t in self.tasks] + [self.mlm.task if self.mlm else None]
+            self.datasets = declarations_for(used) or None
 
     # -- validation ---------------------------------------------------------
     def validate(self) -> PhaseConfig:
@@ -174,7 +184,13 @@ class PhaseConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> PhaseConfig:
-        return cls.from_dict(load_yaml_mapping(path, "config"), source=str(path))
+        from xstilts.tasks.declared import declare_datasets
+
+        data = load_yaml_mapping(path, "config")
+        if data.get("datasets"):  # relative paths are relative to the config file
+            data["datasets"] = declare_datasets(data["datasets"], base_dir=Path(path).parent,
+                                                source=f"{path}: datasets")
+        return cls.from_dict(data, source=str(path))
 
     def to_yaml(self) -> str:
         import yaml
@@ -187,6 +203,11 @@ class PhaseConfig:
         d = self.to_dict()
         for k in ("experiment", "register"):
             d.pop(k)
+        from xstilts.tasks.declared import fingerprint
+
+        datasets = d.pop("datasets")  # absent when none: run keys of built-in tasks stay as they were
+        if datasets:
+            d["datasets"] = sorted(fingerprint(x) for x in datasets)
         for k in ("threads", "eval_batch_size"):
             d["training"].pop(k)
         d["training"] |= self._resolved_lengths()

@@ -50,13 +50,18 @@ def uses_from_spec(spec: object) -> list[SplitUse]:
     return [SplitUse(spec.task, split, tuple(langs), "intermediate_train") for split, langs in by_split.items()]
 
 
+def _data_task(name: str) -> str:
+    """The task whose data a use reads: a declared extension (``extends: xnli``) reads its base's."""
+    return getattr(get_task(name), "data_of", None) or name
+
+
 def find_leaks(uses: Iterable[SplitUse]) -> list[tuple[SplitUse, SplitUse]]:
     """(training or tuning use, evaluation use) pairs that share data."""
     uses = list(uses)
     leaks = []
     for fit_role, score_role in FIT_SCORE_PAIRS:
         for tr, ev in ((a, b) for a in uses if a.role == fit_role for b in uses if b.role == score_role):
-            if tr.task != ev.task or tr.split != ev.split:
+            if _data_task(tr.task) != _data_task(ev.task) or tr.split != ev.split:
                 continue
             if get_task(tr.task).items_shared_across_languages or set(tr.languages) & set(ev.languages):
                 leaks.append((tr, ev))

@@ -52,7 +52,8 @@ def run_check(model, tokenizer, corpora, *, model_name: str, layer: int = -1, bf
         n = len(corpus.source) if max_pairs is None else min(max_pairs, len(corpus.source))
         src = embed_sentences(model, tokenizer, corpus.source[:n], layer=layer, bf16=bf16, batch_size=batch_size)
         tgt = embed_sentences(model, tokenizer, corpus.target[:n], layer=layer, bf16=bf16, batch_size=batch_size)
-        # the same retrieval as `xstilts evaluate --task tatoeba` (its headline is xx->en too)
+        # the same retrieval as `xstilts evaluate --task tatoeba`, whose accuracy_xx_to_en this is
+        # (its headline, XTREME's direction, queries with English)
         result.accuracy[corpus.lang] = tatoeba_accuracy(src, tgt).xx_to_en
         result.pairs[corpus.lang] = n
     result.seconds = time.perf_counter() - start

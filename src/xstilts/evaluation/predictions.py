@@ -4,6 +4,8 @@
 google-research/xtreme ``evaluate.py`` reads back:
 
 * classification (XNLI, PAWS-X) and Tatoeba: one label (or retrieved index) per line;
+  Tatoeba's is the xx line retrieved for each English line (XTREME's direction), and its gold
+  goes to ``labels/{task}/{split}-{lang}.tsv`` beside the predictions folder (line i: ``i``);
 * tagging (UD-POS, PAN-X): one tag per word and line, a blank line after each
   sentence (``read_tag``; ``run_tag.py`` ``save_predictions``);
 * QA (XQuAD, MLQA, TyDiQA): a JSON object ``{question_id: answer_text}``;
@@ -76,6 +78,11 @@ def write_label_predictions(predictions_dir: str | PathLike[str], task: str, spl
     lines = [_check_field(str(label), f"example {i}") for i, label in enumerate(labels)]
     return write_atomic(prediction_path(predictions_dir, task, split, lang, "tsv"),
                         "".join(f"{line}\n" for line in lines))
+
+
+def write_index_gold(labels_dir: str | PathLike[str], task: str, split: str, lang: str, n: int) -> Path:
+    """Gold of an aligned retrieval set in XTREME's label layout: line i holds ``i`` (the query's partner)."""
+    return write_atomic(prediction_path(labels_dir, task, split, lang, "tsv"), "".join(f"{i}\n" for i in range(n)))
 
 
 def write_tag_predictions(predictions_dir: str | PathLike[str], task: str, split: str, lang: str,

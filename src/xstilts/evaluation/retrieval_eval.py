@@ -73,9 +73,12 @@ class RetrievalOutcome:
 def evaluate_tatoeba(encoder, tokenizer, corpus: ParallelCorpus, *, layer: int, bf16: bool, batch_size: int,
                      max_examples: int | None, max_length: int = RETRIEVAL_MAX_LENGTH,
                      progress: str | None = None) -> RetrievalOutcome:
-    """Top-1 accuracy both ways; ``accuracy`` is xx->en, the encoder check's number.
+    """Top-1 accuracy both ways; ``accuracy`` is XTREME's direction, ``accuracy_xx_to_en`` the other.
 
-    Predictions: for each xx line the index of the retrieved English line.
+    XTREME (``third_party/evaluate_retrieval.py``, task ``tatoeba``) indexes the xx sentences
+    and queries with the English ones (en -> xx); the encoder check (``xstilts model check``)
+    reports xx -> en. Predictions, as XTREME's ``test-{lang}.tsv``: for each English line the
+    index of the retrieved xx line (gold: the line's own index).
     """
     n = len(corpus.source) if max_examples is None else min(max_examples, len(corpus.source))
     xx = _embed(encoder, tokenizer, corpus.source[:n], layer=layer, bf16=bf16, batch_size=batch_size,
@@ -83,8 +86,8 @@ def evaluate_tatoeba(encoder, tokenizer, corpus: ParallelCorpus, *, layer: int, 
     en = _embed(encoder, tokenizer, corpus.target[:n], layer=layer, bf16=bf16, batch_size=batch_size,
                 max_length=max_length, progress=progress)
     result = tatoeba_accuracy(xx, en)
-    return RetrievalOutcome({"accuracy": result.xx_to_en, "accuracy_en_to_xx": result.en_to_xx},
-                            result.xx_to_en_predictions.tolist(), n)
+    return RetrievalOutcome({"accuracy": result.en_to_xx, "accuracy_xx_to_en": result.xx_to_en},
+                            result.en_to_xx_predictions.tolist(), n)
 
 
 def _prefix(corpus: ParallelCorpus, max_examples: int | None) -> ParallelCorpus:

@@ -13,7 +13,8 @@ import json
 from dataclasses import asdict, dataclass
 
 #: Bump when the evaluation code changes what a score is.
-EVAL_VERSION = 1
+#: 2: Tatoeba's ``accuracy`` is XTREME's direction (English queries, en -> xx).
+EVAL_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,10 @@ class EvalSpec:
     encoder_layers: int | None = None  # a bare encoder cut to this many layers (small test grids)
 
     def key(self, model_ref: str) -> str:
-        blob = json.dumps({"model": str(model_ref), "eval_version": EVAL_VERSION, **asdict(self)},
-                          sort_keys=True, default=str)
+        from xstilts.tasks.declared import declaration_fingerprint
+
+        # A declared dataset's content is part of the key (absent for built-in tasks).
+        dataset = declaration_fingerprint(self.task)
+        blob = json.dumps({"model": str(model_ref), "eval_version": EVAL_VERSION, **asdict(self),
+                           **({"dataset": dataset} if dataset else {})}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -65,6 +65,13 @@ class TaskFamily:
     #: False: evaluated with the bare encoder, no head, no training data (retrieval)
     needs_head: ClassVar[bool] = True
     serving: ClassVar[ServingSchema]
+    #: file formats a dataset of this family may be declared in (``tasks.declared``), each with
+    #: its (required, optional) record fields; empty: the family cannot be declared in a config
+    declared_formats: ClassVar[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {}
+    #: a sentence the grid report adds to this family's target note (what its headline metric means)
+    report_note: ClassVar[str] = ""
+    #: the metric a declared dataset of this family is scored with unless it names one
+    default_metric: ClassVar[str | None] = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
@@ -76,6 +83,11 @@ class TaskFamily:
                 self.doc_stride if doc_stride is None else doc_stride)
 
     # -- data ----------------------------------------------------------------------------
+    def read_declared(self, fmt: str, path, lang: str, *, fields: Mapping[str, Any], labels, label_map,
+                      options: Mapping[str, Any]) -> list[Any]:
+        """Records of one file of a dataset declared in a config (format ``fmt``, see :attr:`declared_formats`)."""
+        raise XstiltsError(f"family {self.name} cannot read declared datasets")
+
     def filter_examples(self, examples: list[Any]) -> list[Any]:
         """The training/dev examples a head can learn from (all of them, unless overridden)."""
         return examples

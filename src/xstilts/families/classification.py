@@ -16,6 +16,21 @@ class SentenceClassification(TaskFamily):
          ServingField("text_pair", "string", required=False, doc="the second sentence of a pair")),
         output="the predicted label string")
     endpoint = "classify"
+    declared_formats = {fmt: (("text_a",), ("text_b", "label", "guid")) for fmt in ("tsv", "csv", "jsonl")} | {
+        "text": ((), ())}  # one sentence per line: unlabelled masked-LM text
+    default_metric = "accuracy"
+
+    def read_declared(self, fmt: str, path, lang: str, *, fields: Mapping[str, Any], labels, label_map,
+                      options: Mapping[str, Any]) -> list[Any]:
+        from xstilts.data.readers import mapped
+
+        if fmt == "text":
+            return mapped.read_text_lines(path, lang)
+        if fmt == "jsonl":
+            return mapped.read_mapped_jsonl(path, lang, fields=fields, labels=labels, label_map=label_map)
+        reader = mapped.read_mapped_tsv if fmt == "tsv" else mapped.read_mapped_csv
+        return reader(path, lang, fields=fields, header=bool(options.get("header", True)), labels=labels,
+                      label_map=label_map)
 
     def featurizer(self, task, tokenizer, *, max_length: int, doc_stride: int):
         from xstilts.data.featurize.classification import ClassificationFeaturizer

@@ -19,6 +19,14 @@ class SpanQA(TaskFamily):
         (ServingField("question", "string"), ServingField("context", "string", doc="the passage to answer from")),
         output="the answer text, cut from the context (the answer endpoint adds offsets and a score)")
     endpoint = "answer"
+    declared_formats = {"squad": ((), ())}
+    default_metric = "squad_em_f1"
+
+    def read_declared(self, fmt: str, path, lang: str, *, fields: Mapping[str, Any], labels, label_map,
+                      options: Mapping[str, Any]) -> list[Any]:
+        from xstilts.data.readers import read_squad_json
+
+        return read_squad_json(path, lang)
     export_outputs = {"start_logits": ("batch", "sequence"), "end_logits": ("batch", "sequence")}
 
     def filter_examples(self, examples: list[Any]) -> list[Any]:

@@ -9,6 +9,10 @@ from xstilts.errors import XstiltsError
 from xstilts.families.base import ServingField, ServingSchema, TaskFamily
 
 
+CONLLU_TAG_COLUMNS = {"UPOS": 3, "XPOS": 4}
+"""The CoNLL-U columns a declared dataset may take its tags from."""
+
+
 class Tagging(TaskFamily):
     """Token logits -> one tag per word; XTREME's file holds one tag per line, a blank line per sentence."""
 
@@ -18,12 +22,29 @@ class Tagging(TaskFamily):
          ServingField("text", "string", required=False, doc="or the sentence, split at whitespace")),
         output="one tag per word")
     endpoint = "tag"
+    declared_formats = {"conll": ((), ("word", "tag")), "conllu": ((), ("tag",)),
+                        "jsonl": (("words", "tags"), ("guid",))}
+    default_metric = "seqeval_f1"
+
+    def read_declared(self, fmt: str, path, lang: str, *, fields: Mapping[str, Any], labels, label_map,
+                      options: Mapping[str, Any]) -> list[Any]:
+        from xstilts.data.readers import mapped, read_conllu
+
+        if fmt == "conllu":
+            return read_conllu(path, lang, labels=labels, tag_column=CONLLU_TAG_COLUMNS[fields.get("tag", "UPOS")])
+        if fmt == "jsonl":
+            return mapped.read_mapped_tagging_jsonl(path, lang, fields=fields, labels=labels, label_map=label_map)
+        return mapped.read_conll(path, lang, word=int(fields.get("word", 0)), tag=int(fields.get("tag", -1)),
+                                 delimiter=options.get("delimiter"), labels=labels, label_map=label_map)
     export_outputs = {"logits": ("batch", "sequence", None)}
 
     def featurizer(self, task, tokenizer, *, max_length: int, doc_stride: int):
         from xstilts.data.featurize.tagging import TaggingFeaturizer
 
-        return TaggingFeaturizer(tokenizer, list(task.labels), max_length=max_length)
+        # The task's alignment (tasks._families.TaggingTask.tag_alignment): XTREME's first
+        # sub-token unless a declared task variant chooses first_content.
+        return TaggingFeaturizer(tokenizer, list(task.labels), max_length=max_length,
+                                 alignment=getattr(task, "tag_alignment", "first_subtoken"))
 
     def collate(self, features: Sequence[Any], pad_id: int) -> dict:
         from xstilts.data.featurize.tagging import collate

@@ -110,6 +110,7 @@ class GridConfig:
     resource_groups: str | None = None  # CSV language,class overriding the Joshi et al. classes
     threads: int = 0
     tuning: TuningConfig | None = None  # Optuna tuning of each target before its cells train (off by default)
+    datasets: list[dict] = field(default_factory=list)  # declared datasets (xstilts.tasks.declared)
 
     def __post_init__(self) -> None:
         self.experiment = self.experiment or f"xstilts-{self.name}"
@@ -151,6 +152,11 @@ class GridConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise XstiltsError(f"{path}: unknown field(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+        if data.get("datasets"):  # declared before the task names below are checked; paths relative to the file
+            from xstilts.tasks.declared import declare_datasets
+
+            data["datasets"] = declare_datasets(data["datasets"], base_dir=Path(path).parent,
+                                                source=f"{path}: datasets")
         try:
             return cls(**data).validate(source=str(path))
         except TypeError as exc:
@@ -158,6 +164,9 @@ class GridConfig:
 
     def validate(self, source: str = "grid config") -> GridConfig:
         from xstilts.tasks import get_task
+        from xstilts.tasks.declared import declare_datasets
+
+        self.datasets = declare_datasets(self.datasets, source=f"{source}: datasets")
 
         for c in self.conditions:
             if c not in CONDITIONS:
@@ -199,6 +208,12 @@ class GridConfig:
         for t in d["targets"]:
             if t["source"] is None:
                 t.pop("source")  # and so do targets that read the default source
+        if not d["datasets"]:
+            d.pop("datasets")  # likewise grids without declared datasets
+        else:
+            from xstilts.tasks.declared import fingerprint
+
+            d["datasets"] = sorted(fingerprint(x) for x in d["datasets"])
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

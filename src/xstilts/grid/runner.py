@@ -240,7 +240,11 @@ def _target_note(t: TargetGrid) -> str:
 
     size = f"evaluation on up to {t.max_eval_examples or 'all'} examples per language"
     if is_retrieval(t):
-        return f"Target {t.task}: retrieval with the encoder itself (no target training); {size}."
+        from xstilts.tasks import get_task
+
+        note = get_task(t.task).family.report_note
+        return f"Target {t.task}: retrieval with the encoder itself (no target training); {size}." + (
+            f" {note}" if note else "")
     return (f"Target {t.task}: {t.max_train_examples or 'all'} English training examples, "
             f"{t.training.epochs:g} epochs, selection {t.selection}; {size}.")
 

@@ -39,6 +39,9 @@ class TaggingTask(Task):
 
     family = TAGGING
     hub_tags_field: ClassVar[str] = "ner_tags"
+    # Which sub-token of a word carries its label (data.featurize.tagging.TAG_ALIGNMENTS):
+    # XTREME's first sub-token here; a declared variant (tasks.declared) may pick first_content.
+    tag_alignment: ClassVar[str] = "first_subtoken"
 
     def from_hub_rows(self, rows: Iterable[Mapping[str, Any]], lang: str, split: str,
                       label_names: Sequence[str] | None = None) -> list[TaggingExample]:

@@ -1,5 +1,16 @@
 """Word-level tagging (UD-POS, PAN-X): one label per word, on its first sub-token.
 
+Which sub-token is "first" is the alignment (:data:`TAG_ALIGNMENTS`):
+
+* ``first_subtoken`` (XTREME's ``run_tag.py`` convention, the default): the word's first
+  piece, whatever it is. With SentencePiece and ``is_split_into_words=True`` a word whose
+  text does not start with a vocabulary piece of its own gets a lone ``▁`` piece first:
+  every Chinese word does (``同樣 ， 施力`` -> ``▁ 同樣 ▁ , ▁ 施 力``), so every label of the
+  sentence sits on the same ``▁`` token and the model cannot tell the words apart there.
+* ``first_content``: a lone ``▁`` that opens a word of several pieces is left out of the word
+  (no label, no prediction; it stays in the input), so the label sits on the first piece
+  that carries the word's characters. Words tokenized without a lone ``▁`` are unchanged.
+
 Words come pre-split, so they are encoded with ``is_split_into_words=True``.
 A sentence longer than ``max_length`` is split into consecutive windows of whole
 words instead of being truncated: every word lands in exactly one window and has
@@ -28,6 +39,33 @@ from xstilts.data.featurize.base import (
     to_ids,
     token_types,
 )
+
+
+FIRST_SUBTOKEN, FIRST_CONTENT = "first_subtoken", "first_content"
+TAG_ALIGNMENTS = (FIRST_SUBTOKEN, FIRST_CONTENT)
+SPACE_PIECE = "\u2581"  # SentencePiece's word-start marker
+
+
+def _lone_space_id(tokenizer: Any, alignment: str) -> int | None:
+    """The id of the lone ``▁`` piece when ``first_content`` alignment must skip it, else None."""
+    if alignment not in TAG_ALIGNMENTS:
+        raise FeaturizationError(f"tag alignment {alignment!r}; valid: {', '.join(TAG_ALIGNMENTS)}")
+    if alignment == FIRST_SUBTOKEN:
+        return None
+    piece = tokenizer.convert_tokens_to_ids(SPACE_PIECE)
+    return None if piece is None or piece == tokenizer.unk_token_id else int(piece)
+
+
+def _skip_lone_space(word_ids: list[int | None], ids: Sequence[int], space_id: int | None) -> list[int | None]:
+    """``word_ids`` with a word-opening lone ``▁`` piece detached from its word (when the word has more pieces)."""
+    if space_id is None:
+        return word_ids
+    out = list(word_ids)
+    for pos, w in enumerate(word_ids):
+        opens = w is not None and (pos == 0 or word_ids[pos - 1] != w)
+        if opens and ids[pos] == space_id and pos + 1 < len(word_ids) and word_ids[pos + 1] == w:
+            out[pos] = None
+    return out
 
 
 def _subtoken_counts(words_batch: list[list[str]], tokenizer: Any) -> list[list[int]]:
@@ -76,9 +114,14 @@ def _windows(ex: TaggingExample, counts: list[int], budget: int, max_length: int
 
 
 def featurize_tagging(examples: Sequence[TaggingExample], tokenizer: Any, label_list: Sequence[str],
-                      *, max_length: int = 128) -> list[TaggingFeature]:
-    """One feature per window; see the module docstring for the windowing rule."""
+                      *, max_length: int = 128, alignment: str = FIRST_SUBTOKEN) -> list[TaggingFeature]:
+    """One feature per window; see the module docstring for the windowing and alignment rules.
+
+    Long because the windowing, the unk stand-ins and the label placement share one pass
+    over each tokenized chunk.
+    """
     labels = label_index(label_list)
+    space_id = _lone_space_id(tokenizer, alignment)
     budget = max_length - tokenizer.num_special_tokens_to_add(pair=False)
     if budget < 1:
         raise FeaturizationError(f"max_length={max_length} leaves no room for words")
@@ -114,7 +157,7 @@ def featurize_tagging(examples: Sequence[TaggingExample], tokenizer: Any, label_
             word_ids = np.full(len(ids), -1, dtype=np.int32)
             row_labels = np.full(len(ids), IGNORE_INDEX, dtype=np.int32)
             previous = None
-            for pos, w in enumerate(enc.word_ids(row)):
+            for pos, w in enumerate(_skip_lone_space(enc.word_ids(row), ids, space_id)):
                 if w is None:
                     previous = None
                     continue
@@ -179,10 +222,15 @@ class TaggingFeaturizer:
     tokenizer: Any
     label_list: Sequence[str]
     max_length: int = field(default=128, metadata={"help": "Longest window in tokens, specials included."})
+    alignment: str = field(default=FIRST_SUBTOKEN, metadata={"help": "Which piece of a word carries its label."})
     name: ClassVar[str] = "tagging"
 
     def params(self) -> dict[str, Any]:
-        return {"label_list": list(self.label_list), "max_length": self.max_length}
+        out: dict[str, Any] = {"label_list": list(self.label_list), "max_length": self.max_length}
+        if self.alignment != FIRST_SUBTOKEN:  # cache keys of XTREME-aligned features stay as they were
+            out["alignment"] = self.alignment
+        return out
 
     def __call__(self, examples: Sequence[TaggingExample]) -> list[TaggingFeature]:
-        return featurize_tagging(examples, self.tokenizer, self.label_list, max_length=self.max_length)
+        return featurize_tagging(examples, self.tokenizer, self.label_list, max_length=self.max_length,
+                                 alignment=self.alignment)

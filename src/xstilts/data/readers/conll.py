@@ -12,8 +12,9 @@ UPOS_TAGS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", 
 """The 17 Universal POS tags (universaldependencies.org/u/pos), XTREME's UD-POS label set."""
 
 
-def read_conllu(path: PathLike, lang: str, *, labels: Sequence[str] | None = UPOS_TAGS) -> list[TaggingExample]:
-    """One example per sentence: the FORM and UPOS of every syntactic word.
+def read_conllu(path: PathLike, lang: str, *, labels: Sequence[str] | None = UPOS_TAGS,
+                tag_column: int = 3) -> list[TaggingExample]:
+    """One example per sentence: the FORM and UPOS (``tag_column`` 3; XPOS is 4) of every syntactic word.
 
     Multi-word token ranges (``1-2``) and empty nodes (``8.1``) are skipped, as XTREME's
     UD preprocessing does, so words and tags stay aligned one-to-one.
@@ -49,7 +50,7 @@ def read_conllu(path: PathLike, lang: str, *, labels: Sequence[str] | None = UPO
             raise DataFormatError(path, "an integer word ID in the first CoNLL-U field", line=lineno,
                                   got=repr(token_id))
         words.append(cols[1])
-        tags.append(check_label(path, cols[3], labels, line=lineno))
+        tags.append(check_label(path, cols[tag_column], labels, line=lineno))
     flush()
     return examples
 
