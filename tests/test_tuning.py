@@ -6,6 +6,7 @@ scored on a few English dev rows; every request error is raised before anything 
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -206,6 +207,10 @@ def test_grid_with_tuning_trains_its_cells_with_the_best_values(tracking):
         assert float(target.data.params[f"training.{name}"]) == value
     study_run = mlflow.MlflowClient().get_run(outcome.parent_run_id)
     assert study_run.data.tags["mlflow.parentRunId"] == result.run_id
+    import pandas as pd  # every result row says which study and values trained its model
+
+    rows = pd.read_csv(result.table_csv)
+    assert set(rows["tuning"]) == {f"{outcome.study_name} {json.dumps(outcome.best_params, sort_keys=True)}"}
 
 
 # -- processes -------------------------------------------------------------------------------

@@ -29,13 +29,15 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "model_version",
     "run_id",
     "selection_score",
+    "tuning",
 )
 """Columns of the results table, in the order the grid writes them."""
 
-OPTIONAL_COLUMNS: tuple[str, ...] = ("intermediate", "selection_score")
+OPTIONAL_COLUMNS: tuple[str, ...] = ("intermediate", "selection_score", "tuning")
 """Columns that tables written before the intermediate axis lack: filled on validation
 (``intermediate``: ``none`` for condition none, else :data:`UNNAMED_INTERMEDIATE`;
-``selection_score``, the English dev score that selected the row's model: NaN)."""
+``selection_score``, the English dev score that selected the row's model: NaN; ``tuning``,
+the Optuna study and values its target was trained with: ``none``)."""
 
 UNNAMED_INTERMEDIATE = "unnamed"
 NO_INTERMEDIATE = "none"
@@ -128,6 +130,7 @@ def _fill_optional(out: pd.DataFrame) -> pd.DataFrame:
         out["intermediate"] = out["intermediate"].astype(object).where(~unnamed, filled)
     if "selection_score" not in out.columns:
         out["selection_score"] = np.nan
+    out["tuning"] = out["tuning"].fillna("none") if "tuning" in out.columns else "none"
     order = list(RESULT_COLUMNS) + [c for c in out.columns if c not in RESULT_COLUMNS]
     return out[order]
 

@@ -184,6 +184,7 @@ def collect_table(plan, outcomes: dict, cfg: GridConfig, store=None):
     for cell in plan.cells:
         outcome = outcomes[cell.eval_job]
         selected = _selection_score(store, outcomes.get(cell.train_job)) if cell.train_job else None
+        tuning = _tuning_of(plan, outcomes, cell.train_job)
         for lang, scores in outcome.record["languages"].items():
             group = resource_group(lang, mapping=mapping)
             for metric, value in scores.items():
@@ -192,10 +193,20 @@ def collect_table(plan, outcomes: dict, cfg: GridConfig, store=None):
                              "intermediate_spec": cell.intermediate_spec, "selection_policy": cell.selection,
                              "metric": metric, "value": float(value), "model_version": outcome.model_ref,
                              "run_id": outcome.run_id,
-                             "selection_score": float("nan") if selected is None else float(selected)})
+                             "selection_score": float("nan") if selected is None else float(selected),
+                             "tuning": tuning})
     table = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
     validate_results(table, source=f"grid {cfg.name} results")
     return table
+
+
+def _tuning_of(plan, outcomes: dict, train_job: str | None) -> str:
+    """``study {values}`` of the Optuna study whose best values trained the cell's target, or ``none``."""
+    tune_job = getattr(plan.jobs.get(train_job), "tune_job", None) if train_job else None
+    if tune_job is None or tune_job not in outcomes:
+        return "none"
+    tags = outcomes[tune_job].tags()
+    return f"{tags['tuning.study']} {tags['tuning.params']}"
 
 
 def _selection_score(store, trained) -> float | None:
