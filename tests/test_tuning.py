@@ -92,7 +92,7 @@ def test_a_grid_takes_its_targets_family_spaces_and_refuses_others(tmp_path):
     ok.write_text(yaml.safe_dump(base | {"tuning": {"enabled": True, "spaces": {"tagging": space}}}))
     assert set(GridConfig.from_file(ok).tuning.space_for("panx")) == {"epochs"}
     bad.write_text(yaml.safe_dump(base | {"tuning": {"enabled": True, "spaces": {"sentence_classification": space}}}))
-    with pytest.raises(XstiltsError, match="tuning.spaces.sentence_classification: neither a trained target task"):
+    with pytest.raises(XstiltsError, match="tuning.spaces.sentence_classification: neither a tuned task"):
         GridConfig.from_file(bad)
 
 
@@ -103,8 +103,10 @@ def test_the_report_note_names_the_study_its_values_and_the_scope():
 
     outcome = SimpleNamespace(study_name="s1", complete=8, pruned=4, best_value=61.25,
                               best_params={"learning_rate": 0.000123, "batch_size": 16})
-    note = _tuning_note("tune:panx:none", outcome, "per_task")
+    job = SimpleNamespace(subject="panx", start="the bare encoder")
+    note = _tuning_note(job, outcome, "per_task")
     assert "scope per_task" in note and "`s1`" in note and "learning_rate 0.000123" in note and "batch_size 16" in note
+    assert note.startswith("Tuning panx (scope per_task; trials from the bare encoder)")
 
 
 def test_default_space_and_grid_section_validate(tmp_path):
@@ -211,6 +213,63 @@ def test_grid_with_tuning_trains_its_cells_with_the_best_values(tracking):
 
     rows = pd.read_csv(result.table_csv)
     assert set(rows["tuning"]) == {f"{outcome.study_name} {json.dumps(outcome.best_params, sort_keys=True)}"}
+
+
+# -- the intermediate phase, if configured ----------------------------------------------------
+
+def _sst2_grid(out, **tuning) -> GridConfig:
+    """An intermediate with held-out English dev data (SST-2 train -> SST-2 dev), tuned too."""
+    cfg = _tiny_grid(out, intermediate=True, **tuning)
+    cfg.conditions = ["none", "en"]
+    cfg.intermediate = IntermediateGrid(task="sst2", split="train", size=16, selection="english_dev",
+                                        training=cfg.intermediate.training)
+    return cfg.validate()
+
+
+def test_tuning_the_intermediate_phase_plans_one_study_per_setting_or_per_condition(tmp_path):
+    from xstilts.grid.plan import plan_grid
+
+    cfg = _sst2_grid(tmp_path)
+    cfg.seeds = [0, 1]
+    plan = plan_grid(cfg)
+    inter_jobs = [j for j in plan.jobs.values() if j.label.startswith("intermediate")]
+    assert [j.tune_job for j in inter_jobs] == ["tune:intermediate:sst2:en"] * 2  # per task: one study, both seeds
+    assert plan.jobs["tune:intermediate:sst2:en"].config.phase == "intermediate"
+    cfg.conditions, cfg.tuning.scope = ["none", "en", "multi"], "per_condition"
+    cfg.intermediate = IntermediateGrid(task="tydiqa", split="train", size=12, source_kind="native",
+                                        languages=["sw"], selection="english_dev", training=cfg.intermediate.training)
+    tunes = {j.tune_job for j in plan_grid(cfg.validate()).jobs.values() if j.label.startswith("intermediate")}
+    assert tunes == {"tune:intermediate:tydiqa:en", "tune:intermediate:tydiqa:multi"}  # same budget each
+
+
+def test_tuning_an_intermediate_on_the_items_it_trains_on_is_refused(tmp_path):
+    from xstilts.grid.plan import check_grid_leakage
+
+    cfg = _tiny_grid(tmp_path, intermediate=True)
+    cfg.conditions = ["none", "en"]  # the default grid's intermediate: XNLI dev items, no held-out dev
+    with pytest.raises(LeakageError, match=r"xnli/dev \[en\] as tuning is also used for xnli/dev \[en\] as intermediate train"):
+        check_grid_leakage(cfg)
+
+
+def test_grid_tunes_the_intermediate_phase_and_every_row_names_both_studies(tracking):
+    import pandas as pd
+
+    from xstilts.grid.runner import run_grid
+
+    result = run_grid(_sst2_grid(tracking / "out"), progress=False)
+    studies = {job_id.split(":")[1]: o for job_id, o in result.tuned.items()}
+    assert set(studies) == {"intermediate", "panx"} and all(o.complete == 2 for o in studies.values())
+    [inter] = mlflow.search_runs(experiment_names=["grid-tune"], output_format="list",
+                                 filter_string="tags.phase = 'intermediate'")
+    tuned = studies["intermediate"]
+    assert inter.data.tags["tuning.study"] == tuned.study_name
+    for name, value in tuned.best_params.items():
+        assert float(inter.data.params[f"training.{name}"]) == value
+    rows = pd.read_csv(result.table_csv)
+    named = {c: set(g["tuning"]) for c, g in rows.groupby("condition")}
+    target = f"{studies['panx'].study_name} {json.dumps(studies['panx'].best_params, sort_keys=True)}"
+    assert named["none"] == {target}
+    assert named["en"] == {f"{tuned.study_name} {json.dumps(tuned.best_params, sort_keys=True)}; {target}"}
 
 
 # -- processes -------------------------------------------------------------------------------

@@ -142,7 +142,8 @@ class GridConfig:
 
     @property
     def tunes(self) -> bool:
-        """Whether the grid tunes its targets' hyperparameters before training them."""
+        """Whether the grid tunes its targets' (and, with ``tuning.intermediate``, its intermediate
+        phase's) hyperparameters before training them."""
         return self.tuning is not None and self.tuning.enabled
 
     @classmethod
@@ -187,10 +188,12 @@ class GridConfig:
         if self.tuning is not None:
             self.tuning.validate(source=f"{source}: tuning")
             trained = {train_task_name(t) for t in self.targets}
+            if self.tuning.intermediate:
+                trained |= {d.task for inter in self.intermediates for d in inter.data}
             owners = trained | {get_task(name).family.name for name in trained}
             for name in self.tuning.spaces:
                 if name not in owners:
-                    raise XstiltsError(f"{source}: tuning.spaces.{name}: neither a trained target task of this grid "
+                    raise XstiltsError(f"{source}: tuning.spaces.{name}: neither a tuned task of this grid "
                                        f"nor the family of one ({', '.join(sorted(owners))})")
         return self
 
@@ -205,6 +208,8 @@ class GridConfig:
             d.pop(k)
         if d["tuning"] is None:
             d.pop("tuning")  # grids without tuning keep the hash they had
+        elif not d["tuning"]["intermediate"]:
+            d["tuning"].pop("intermediate")  # and so do grids that tune only their targets
         for t in d["targets"]:
             if t["source"] is None:
                 t.pop("source")  # and so do targets that read the default source

@@ -225,6 +225,8 @@ class TuneJob:
     needs: tuple[str, ...] = ()
     label: str = ""
     evaluation_uses: tuple = ()              # the evaluation the tuned models get (leakage check)
+    subject: str = ""                        # what is tuned, for the report ("panx", "the intermediate phase xnli")
+    start: str = ""                          # what its trials train from, for the report
 
     def run(self, ctx: JobContext, done: dict[str, Any]):
         from xstilts.tuning.run import tune_target

@@ -110,6 +110,10 @@ def check_grid_leakage(cfg: GridConfig) -> None:
         for condition in cfg.conditions_of(inter):
             if condition != "none":
                 uses += intermediate_config(cfg, condition, cfg.seeds[0], inter).split_uses()
+                if cfg.tunes and cfg.tuning.intermediate:
+                    from xstilts.tuning.study import tuning_uses
+
+                    uses += tuning_uses(intermediate_config(cfg, condition, cfg.seeds[0], inter))
     for target in cfg.targets:
         if not is_retrieval(target):
             uses += target_config(cfg, target, "none", cfg.seeds[0], None).split_uses()
@@ -201,8 +205,32 @@ def _plan_intermediate(plan: Plan, cfg: GridConfig, inter: IntermediateGrid, con
     from xstilts.grid.jobs import TrainJob
 
     c = intermediate_config(cfg, condition, seed, inter)
-    return plan.add(TrainJob(f"train:{c.run_key()}", c, label=f"intermediate {inter.label} {condition} s{seed}",
+    tune = _plan_intermediate_tuning(plan, cfg, inter, condition)
+    return plan.add(TrainJob(f"train:{c.run_key()}", c, needs=(tune,) if tune else (), tune_job=tune,
+                             label=f"intermediate {inter.label} {condition} s{seed}",
                              tags=cell_tags(cfg, condition, seed, inter)))
+
+
+def _plan_intermediate_tuning(plan: Plan, cfg: GridConfig, inter: IntermediateGrid, condition: str) -> str | None:
+    """The tuning job an intermediate model waits for (None unless ``tuning.intermediate``).
+
+    ``per_task``: one study per intermediate setting, its trials trained on the English-only
+    data (the baseline condition's), its values shared by every condition; ``per_condition``:
+    one study per (setting, condition), each with the same budget. The objective is the
+    English dev score of the intermediate task, so the setting needs held-out English dev
+    data (the leakage check refuses tuning on the items it trains on)."""
+    from xstilts.grid.jobs import TuneJob
+
+    if not (cfg.tunes and cfg.tuning.intermediate):
+        return None
+    cond = condition if cfg.tuning.scope == "per_condition" else "en"
+    job_id = f"tune:intermediate:{inter.label}:{cond}"
+    if job_id not in plan.jobs:
+        base = intermediate_config(cfg, cond, cfg.seeds[0], inter)
+        plan.add(TuneJob(job_id, base, cfg.tuning, label=f"tune intermediate {inter.label} {cond}",
+                         subject=f"the intermediate phase {inter.label}",
+                         start=f"the bare encoder on the {cond} data"))
+    return job_id
 
 
 def cell_tags(cfg: GridConfig, condition: str, seed: int | None,
@@ -265,5 +293,6 @@ def _plan_tuning(plan: Plan, cfg: GridConfig, target: TargetGrid, condition: str
     from xstilts.data.leakage import SplitUse
 
     evaluation = (SplitUse(plan_eval.task, plan_eval.split, plan_eval.langs, "evaluation"),)
+    start = "the bare encoder" if cond == "none" else f"the {cond} intermediate model"
     return plan.add(TuneJob(job_id, base, cfg.tuning, needs=needs, label=f"tune {target.task} {cond}",
-                            evaluation_uses=evaluation))
+                            evaluation_uses=evaluation, subject=target.task, start=start))

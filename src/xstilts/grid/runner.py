@@ -75,7 +75,7 @@ def run_grid(cfg: GridConfig, *, progress: bool = True, store=None, executor=Non
         table = collect_table(plan, outcomes, cfg, store=store)
         _write_table(store, parent, table, result)
         result.seconds = time.perf_counter() - t0
-        result.report = _report(cfg, table, out, result)
+        result.report = _report(cfg, plan, table, out, result)
         _log_summary(store, parent, result)
         _log_timings(store, parent, timings, out, result)
         store.fail_abandoned_runs(abandoned)  # and those killed while this one ran
@@ -184,7 +184,7 @@ def collect_table(plan, outcomes: dict, cfg: GridConfig, store=None):
     for cell in plan.cells:
         outcome = outcomes[cell.eval_job]
         selected = _selection_score(store, outcomes.get(cell.train_job)) if cell.train_job else None
-        tuning = _tuning_of(plan, outcomes, cell.train_job)
+        tuning = _tuning_of(plan, outcomes, cell.eval_job)
         for lang, scores in outcome.record["languages"].items():
             group = resource_group(lang, mapping=mapping)
             for metric, value in scores.items():
@@ -200,13 +200,19 @@ def collect_table(plan, outcomes: dict, cfg: GridConfig, store=None):
     return table
 
 
-def _tuning_of(plan, outcomes: dict, train_job: str | None) -> str:
-    """``study {values}`` of the Optuna study whose best values trained the cell's target, or ``none``."""
-    tune_job = getattr(plan.jobs.get(train_job), "tune_job", None) if train_job else None
-    if tune_job is None or tune_job not in outcomes:
-        return "none"
-    tags = outcomes[tune_job].tags()
-    return f"{tags['tuning.study']} {tags['tuning.params']}"
+def _tuning_of(plan, outcomes: dict, eval_job: str) -> str:
+    """``study {values}`` of each Optuna study whose best values trained a model the cell's
+    scores come from (its target, and its intermediate model when that was tuned too),
+    joined by ``; ``, intermediate first; ``none`` when no tuned values trained them."""
+    studies, job_id = [], eval_job
+    while job_id is not None:
+        job = plan.jobs[job_id]
+        tune_job = getattr(job, "tune_job", None)
+        if tune_job is not None and tune_job in outcomes:
+            tags = outcomes[tune_job].tags()
+            studies.insert(0, f"{tags['tuning.study']} {tags['tuning.params']}")
+        job_id = next((n for n in job.needs if n != tune_job), None)
+    return "; ".join(studies) or "none"
 
 
 def _selection_score(store, trained) -> float | None:
@@ -271,17 +277,16 @@ def _intermediate_note(cfg: GridConfig, inter) -> str:
     return f"{head}{mix}: {' + '.join(parts)}{conds}."
 
 
-def _tuning_note(job_id: str, outcome, scope: str) -> str:
-    """Which study chose a target's training values, what it chose, and the scope (per task or per condition)."""
+def _tuning_note(job, outcome, scope: str) -> str:
+    """Which study chose a phase's training values, what it chose, and the scope (per task or per condition)."""
     values = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in outcome.best_params.items())
-    _, task, condition = job_id.split(":", 2)
-    start = "the bare encoder" if condition == "none" else f"the {condition} intermediate model"
-    return (f"Tuning {task} (scope {scope}; trials from {start}): Optuna study `{outcome.study_name}` ({outcome.complete} complete, "
+    return (f"Tuning {job.subject} (scope {scope}; trials from {job.start}): Optuna study `{outcome.study_name}` "
+            f"({outcome.complete} complete, "
             f"{outcome.pruned} pruned trials; best English dev score {outcome.best_value:.1f}) chose {values}; "
             f"its training runs are tagged tuning.study and tuning.params.")
 
 
-def _report(cfg: GridConfig, table, out: Path, result: GridResult) -> Path | None:
+def _report(cfg: GridConfig, plan, table, out: Path, result: GridResult) -> Path | None:
     from xstilts.analysis.report import write_report
     from xstilts.encoders.describe import describe_encoder
 
@@ -298,7 +303,7 @@ def _report(cfg: GridConfig, table, out: Path, result: GridResult) -> Path | Non
         + (f" cut to {cfg.num_hidden_layers} layers" if cfg.num_hidden_layers else "") + ".",
         *[_intermediate_note(cfg, inter) for inter in cfg.intermediates],
         *[_target_note(t) for t in cfg.targets],
-        *[_tuning_note(job_id, o, cfg.tuning.scope) for job_id, o in result.tuned.items()],
+        *[_tuning_note(plan.jobs[job_id], o, cfg.tuning.scope) for job_id, o in result.tuned.items()],
         f"Wall time of this grid invocation: {result.seconds / 60:.1f} min "
         f"({result.trained} models trained, {result.reused} reused, {result.evaluated} evaluations run, "
         f"{result.eval_reused} reused).",

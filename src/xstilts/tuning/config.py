@@ -37,6 +37,7 @@ class TuningConfig:
     timeout: float | None = None            # seconds this invocation may spend starting trials
     pruner: str = "median"
     scope: str = "per_task"                 # per_task: from the bare encoder; per_condition: each condition's
+    intermediate: bool = False              # also tune the intermediate phase (on its task's English dev)
     storage: str | None = None              # any SQLAlchemy URL; None = sqlite:///./optuna.db
     study_name: str | None = None           # None = derived from the study key
     sampler_seed: int = 0
