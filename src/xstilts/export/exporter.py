@@ -96,7 +96,7 @@ def export_model(model_ref: str, *, task_name: str | None = None, precision: str
     graph = write_graph(em, task, head, module, out, precision=precision, max_length=max_length,
                         doc_stride=doc_stride)
     store_tokenizer(em.tokenizer, out / TOKENIZER_DIR)
-    onnx_model = OnnxModel(graph, head=head, tokenizer=em.tokenizer)
+    onnx_model = OnnxModel(graph, head=head, tokenizer=em.tokenizer, row_wise=precision == "int8")  # as served
     parity = checks.logit_parity(task, module, onnx_model, em.tokenizer, max_length=max_length,
                                  doc_stride=doc_stride, sentences=checks.parity_sentences(per_lang=parity_per_lang))
     drift = checks.metric_drift(task, torch_side, onnx_model, em.tokenizer, head=head, max_length=max_length,

@@ -76,8 +76,16 @@ def export_graph(module: nn.Module, sample: dict, path: str | os.PathLike[str], 
 
 
 def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Path:
-    """Dynamic int8 quantization (weights int8, activations quantized at run time) of an fp32 graph."""
+    """Dynamic int8 quantization (weights int8 per output channel, activations quantized at run
+    time) of an fp32 graph.
+
+    Measured on the 5-seed default grid's PAN-X champion (12 layers; 300 dev sentences each of
+    en, sw, ml; served row by row; 2-core AMX Xeon), F1 moved by -1.55 / -1.37 / 0.00 points with
+    per-channel signed weights, -1.86 / -3.09 / +0.83 with per-tensor signed weights (ONNX
+    Runtime's default) and -3.21 / -0.46 / -3.75 with unsigned weights: per channel is the best
+    of the three, and none is within the 0.5-point limit, so the export check refuses such
+    an int8 export."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True)
     return Path(dst)

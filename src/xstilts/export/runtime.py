@@ -43,7 +43,7 @@ class OnnxModel:
     """An ONNX Runtime session with the call shapes evaluation uses (``predict``, ``embed_sentences``)."""
 
     def __init__(self, path: str | os.PathLike[str], *, head: str | None = None, tokenizer: Any = None,
-                 settings: SessionSettings = SessionSettings()) -> None:
+                 settings: SessionSettings = SessionSettings(), row_wise: bool = False) -> None:
         import onnxruntime as ort
 
         self.path = Path(path)
@@ -51,6 +51,10 @@ class OnnxModel:
         self.head = head
         self.tokenizer = tokenizer
         self.output_names = [o.name for o in self.session.get_outputs()]
+        # where each output has the sequence axis (the export names its dynamic axes), for row_wise
+        self.sequence_axis = {o.name: o.shape.index("sequence") if "sequence" in o.shape else None
+                              for o in self.session.get_outputs()}
+        self.row_wise = row_wise
 
     # the parts of nn.Module that xstilts.evaluation.predict touches
     def eval(self) -> OnnxModel:
@@ -61,7 +65,24 @@ class OnnxModel:
 
     def run(self, batch: dict) -> list[np.ndarray]:
         feeds = {k: np.ascontiguousarray(np.asarray(batch[k]), dtype=np.int64) for k in ("input_ids", "attention_mask")}
+        if self.row_wise:
+            return self._run_rows(feeds["input_ids"], feeds["attention_mask"])
         return self.session.run(self.output_names, feeds)
+
+    def _run_rows(self, ids: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
+        """Each row alone, cut to its own length, outputs padded back to the batch's width.
+
+        A dynamically quantized (int8) graph scales its activations per call from the whole
+        input, padding included, so batched, a row's answer would depend on which other rows
+        (requests) share its batch; run alone it is the same however it arrives."""
+        width = ids.shape[-1]
+        rows = []
+        for i in range(ids.shape[0]):
+            n = max(int(mask[i].reshape(-1, width).sum(-1).max()), 1)  # multiple choice: its longest choice
+            outs = self.session.run(self.output_names, {"input_ids": ids[i:i + 1, ..., :n],
+                                                        "attention_mask": mask[i:i + 1, ..., :n]})
+            rows.append([_pad_axis(o, self.sequence_axis[name], width) for o, name in zip(outs, self.output_names)])
+        return [np.concatenate([r[k] for r in rows]) for k in range(len(self.output_names))]
 
     def __call__(self, head: str | None, batch: dict):
         import torch
@@ -92,6 +113,15 @@ class OnnxModel:
         return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
 
+def _pad_axis(out: np.ndarray, axis: int | None, width: int) -> np.ndarray:
+    """``out`` padded along ``axis`` to ``width`` with a large negative logit (padding never wins)."""
+    if axis is None or out.shape[axis] == width:
+        return out
+    pad = [(0, 0)] * out.ndim
+    pad[axis] = (0, width - out.shape[axis])
+    return np.pad(out, pad, constant_values=-1e4)
+
+
 def read_serve_manifest(bundle: str | os.PathLike[str]) -> dict:
     path = Path(bundle) / SERVE_MANIFEST
     try:
@@ -115,7 +145,7 @@ class ServedModel:
         self.family = self.task.family
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.bundle / TOKENIZER_DIR))
         self.model = OnnxModel(self.bundle / GRAPH, head=self.manifest.get("head"), tokenizer=self.tokenizer,
-                               settings=settings)
+                               settings=settings, row_wise=self.manifest.get("precision") == "int8")
         self.name = name or self.manifest.get("registered_name") or f"xstilts-serve-{self.task.name}"
         self.version = version or str(self.manifest.get("version") or "")
 
