@@ -17,7 +17,13 @@ def set_threads(n: int | None = None) -> int:
 
 @functools.lru_cache(maxsize=None)
 def cpu_supports_bf16() -> bool:
-    """True when the CPU has native bf16 matmul (AVX512-BF16 or AMX); else bf16 is emulated and slow."""
+    """True when the CPU has native bf16 matmul (AVX512-BF16 or AMX); else bf16 is emulated and slow.
+
+    ``XSTILTS_BF16=0`` (or ``1``) overrides the detection, e.g. to run the fp32 path a CPU
+    without native bf16 takes (with oneDNN/MKL limited to AVX2, an approximation of one)."""
+    forced = os.environ.get("XSTILTS_BF16", "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
     try:
         flags = open("/proc/cpuinfo").read()
     except OSError:
