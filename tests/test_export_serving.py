@@ -517,7 +517,7 @@ def test_served_tags_equal_xstilts_evaluate_predictions_fp32(panx_bundle, model_
 
 @pytest.fixture(scope="module")
 def trained_panx(tmp_path_factory, default_encoder_dir):
-    """A 2-layer PAN-X model trained 60 steps on real English rows (a head that has learnt entities,
+    """A 2-layer PAN-X model trained 150 steps on real English rows (a head that has learnt entities,
     unlike the fresh heads above), as a model directory; trained in a private MLflow store."""
     import shutil
 
