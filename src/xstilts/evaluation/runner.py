@@ -296,16 +296,9 @@ def evaluate_model(model_ref: str, task: str, *, langs: list[str] | None = None,
     max_length, _ = resolve_lengths(t, max_length or (em.max_length if t.family.needs_head else None))
     head = resolve_head(em.model, t) if t.family.needs_head else None
     layer = t.family.eval_layer(em, layer)
-    settings: dict[str, Any] = {
-        "model": str(model_ref), "task": t.name, "split": split, "langs": ",".join(languages),
-        "max_examples": max_examples or "all", "batch_size": batch_size, "bf16": bf16,
-        "max_length": max_length, "head": head or "none (encoder)", "base_model": em.base_model,
-    }
-    # bf16_mode, then layer and pooling (retrieval) or max_tokens, and BUCC's threshold policy
-    settings |= t.family.eval_settings(bf16=bf16, layer=layer, max_tokens=max_tokens,
-                                       bucc_policy=bucc_threshold_policy)
-    if em.tags.get("selection_policy"):
-        settings["model_selection_policy"] = em.tags["selection_policy"]
+    settings = _settings(em, t, str(model_ref), split, languages, head, max_examples=max_examples,
+                         batch_size=batch_size, bf16=bf16, max_length=max_length, layer=layer,
+                         max_tokens=max_tokens, bucc_policy=bucc_threshold_policy)
     pred_dir = Path(out_dir) / "predictions"
     if bf16 and head is not None:
         with timings.phase("model_load"):
@@ -324,6 +317,21 @@ def evaluate_model(model_ref: str, task: str, *, langs: list[str] | None = None,
             store = RunStore.open()
         report.run_id = log_report(report, em, store, run_id=run_id)
     return report
+
+
+def _settings(em, t, model_ref: str, split: str, languages: list[str], head: str | None, *, max_examples,
+              batch_size: int, bf16: bool, max_length: int, layer, max_tokens, bucc_policy: str) -> dict[str, Any]:
+    """The evaluation's recorded settings (its run's params and the report's header)."""
+    settings: dict[str, Any] = {
+        "model": model_ref, "task": t.name, "split": split, "langs": ",".join(languages),
+        "max_examples": max_examples or "all", "batch_size": batch_size, "bf16": bf16,
+        "max_length": max_length, "head": head or "none (encoder)", "base_model": em.base_model,
+    }
+    # bf16_mode, then layer and pooling (retrieval) or max_tokens, and BUCC's threshold policy
+    settings |= t.family.eval_settings(bf16=bf16, layer=layer, max_tokens=max_tokens, bucc_policy=bucc_policy)
+    if em.tags.get("selection_policy"):
+        settings["model_selection_policy"] = em.tags["selection_policy"]
+    return settings
 
 
 def _check_request(t, max_examples: int | None, bucc_threshold_policy: str) -> str:
