@@ -1,0 +1,80 @@
+"""int8 variants of one registered tagging/classification model: metric drift against PyTorch.
+
+Each variant is ONNX Runtime dynamic int8 quantization (per-channel signed weights, as
+``xstilts export --quantize int8`` does) of the same fp32 trace, with some MatMuls kept in
+fp32 (``nodes_to_exclude``) or ``reduce_range`` (7-bit weights, ONNX Runtime's advice against
+u8s8 saturation on AVX2 CPUs without VNNI). Drift is the export check's own figure
+(:func:`xstilts.export.checks.metric_drift`: English dev and the two lowest-resource languages
+with local gold), every row served alone as the server serves int8. Prints the CPU with it:
+int8 kernels differ by CPU (VNNI, AMX), so drift does too.
+
+    MLFLOW_TRACKING_URI=... python benchmarks/int8_variants.py --model models:/xstilts-target-panx@champion
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+
+def variants(names: list[str]) -> dict[str, tuple[list[str], bool]]:
+    """Variant -> (MatMul nodes kept in fp32, reduce_range)."""
+    dense_out = [n for n in names if "/output/dense/" in n]  # attention output and FFN output
+    last2 = [n for n in names if "layer.10/" in n or "layer.11/" in n]
+    head = [n for n in names if "layer." not in n]
+    return {"per_channel": ([], False), "fp32_dense_out": (dense_out, False), "fp32_head": (head, False),
+            "fp32_last2": (last2, False), "reduce_range": ([], True), "reduce_range_fp32_dense_out": (dense_out, True)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", required=True, help="models:/NAME/VERSION or @ALIAS of a target model")
+    ap.add_argument("--task", default="panx")
+    ap.add_argument("--max-examples", type=int, default=200, help="dev sentences per language")
+    ap.add_argument("--only", default="", help="comma-separated variant names (default: all)")
+    ap.add_argument("--out", default="int8-variants", help="folder for the graphs and results.json")
+    args = ap.parse_args()
+
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from xstilts.evaluation.runner import load_eval_model, resolve_head
+    from xstilts.export import checks
+    from xstilts.export.exporter import _torch_sides, write_graph
+    from xstilts.export.runtime import OnnxModel
+    from xstilts.families import resolve_lengths
+    from xstilts.runtime.environment import cpu_info
+    from xstilts.tasks import get_task
+
+    em = load_eval_model(args.model, needs_head=True)
+    task = get_task(args.task)
+    head = resolve_head(em.model, task)
+    max_length, stride = resolve_lengths(task, em.max_length, em.doc_stride)
+    module, torch_side = _torch_sides(em, task, head)
+    out = Path(args.out)
+    (out / "fp32").mkdir(parents=True, exist_ok=True)
+    src = write_graph(em, task, head, module, out / "fp32", precision="fp32", max_length=max_length, doc_stride=stride)
+    names = [n.name for n in onnx.load(str(src)).graph.node if n.op_type in ("MatMul", "Gemm")]
+    print(f"CPU: {json.dumps(cpu_info())}; {len(names)} MatMuls in the graph", flush=True)
+    table = variants(names)
+    results = {}
+    for name in (args.only.split(",") if args.only else list(table)):
+        excluded, reduce_range = table[name]
+        dst = out / f"{name}.onnx"
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
+                         nodes_to_exclude=excluded, reduce_range=reduce_range)
+        t0 = time.perf_counter()
+        drift = checks.metric_drift(task, torch_side, OnnxModel(dst, head=head, tokenizer=em.tokenizer, row_wise=True),
+                                    em.tokenizer, head=head, max_length=max_length, doc_stride=stride,
+                                    max_examples=args.max_examples)
+        results[name] = {"fp32_matmuls": len(excluded), "reduce_range": reduce_range,
+                         "drift": {k: round(v["drift"], 2) for k, v in drift["languages"].items()},
+                         "max_abs_drift": round(drift["max_abs_drift"], 2),
+                         "seconds_both_sides": round(time.perf_counter() - t0, 1)}
+        print(name, json.dumps(results[name]), flush=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
