@@ -1,7 +1,7 @@
 """int8 variants of one registered tagging/classification model: metric drift against PyTorch.
 
-Each variant is ONNX Runtime dynamic int8 quantization (per-channel signed weights, as
-``xstilts export --quantize int8`` does) of the same fp32 trace, with some MatMuls kept in
+Each variant is the export's own int8 quantization (:func:`xstilts.export.graphs.quantize_int8`:
+ONNX Runtime dynamic int8, per-channel signed weights) of the same fp32 trace, with some MatMuls kept in
 fp32 (``nodes_to_exclude``) or ``reduce_range`` (7-bit weights, ONNX Runtime's advice against
 u8s8 saturation on AVX2 CPUs without VNNI). Drift is the export check's own figure
 (:func:`xstilts.export.checks.metric_drift`: English dev and the two lowest-resource languages
@@ -37,11 +37,10 @@ def main() -> None:
     args = ap.parse_args()
 
     import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
     from xstilts.evaluation.runner import load_eval_model, resolve_head
     from xstilts.export import checks
     from xstilts.export.exporter import _torch_sides, write_graph
+    from xstilts.export.graphs import quantize_int8
     from xstilts.export.runtime import OnnxModel
     from xstilts.families import resolve_lengths
     from xstilts.runtime.environment import cpu_info
@@ -62,8 +61,7 @@ def main() -> None:
     for name in (args.only.split(",") if args.only else list(table)):
         excluded, reduce_range = table[name]
         dst = out / f"{name}.onnx"
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
-                         nodes_to_exclude=excluded, reduce_range=reduce_range)
+        quantize_int8(src, dst, nodes_to_exclude=excluded, reduce_range=reduce_range)
         t0 = time.perf_counter()
         drift = checks.metric_drift(task, torch_side, OnnxModel(dst, head=head, tokenizer=em.tokenizer, row_wise=True),
                                     em.tokenizer, head=head, max_length=max_length, doc_stride=stride,

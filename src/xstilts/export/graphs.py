@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -75,7 +76,8 @@ def export_graph(module: nn.Module, sample: dict, path: str | os.PathLike[str], 
     return path
 
 
-def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Path:
+def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
+                  nodes_to_exclude: Sequence[str] = (), reduce_range: bool = False) -> Path:
     """Dynamic int8 quantization (weights int8 per output channel, activations quantized at run
     time) of an fp32 graph.
 
@@ -88,8 +90,13 @@ def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> P
     one-seed default-grid PAN-X model, 200 dev sentences; en / jv / ml) per-channel int8 moved F1
     by -2.60 / +2.61 / +1.12; keeping the 24 attention- and FFN-output MatMuls in fp32 -0.90 /
     +0.63 / +1.56; ``reduce_range`` -2.04 / +2.61 / -2.28: none within 0.5 there either (PAN-X jv
-    dev has 100 sentences with 112 entities, so one entity is about 0.9 point)."""
+    dev has 100 sentences with 112 entities, so one entity is about 0.9 point).
+
+    ``nodes_to_exclude`` keeps those MatMuls in fp32 and ``reduce_range`` uses 7-bit weights
+    (ONNX Runtime's advice against u8s8 saturation on AVX2 without VNNI); the export uses
+    neither, the benchmark above compares them."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True)
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
+                     nodes_to_exclude=list(nodes_to_exclude), reduce_range=reduce_range)
     return Path(dst)
