@@ -1,12 +1,15 @@
 """int8 variants of one registered tagging/classification model: metric drift against PyTorch.
 
-Each variant is the export's own int8 quantization (:func:`xstilts.export.graphs.quantize_int8`:
-ONNX Runtime dynamic int8, per-channel signed weights) of the same fp32 trace, with some MatMuls kept in
-fp32 (``nodes_to_exclude``) or ``reduce_range`` (7-bit weights, ONNX Runtime's advice against
-u8s8 saturation on AVX2 CPUs without VNNI). Drift is the export check's own figure
-(:func:`xstilts.export.checks.metric_drift`: English dev and the two lowest-resource languages
-with local gold), every row served alone as the server serves int8. Prints the CPU with it:
-int8 kernels differ by CPU (VNNI, AMX), so drift does too.
+Each variant is one of :func:`xstilts.export.graphs.quantize_int8`'s quantizations of the same
+fp32 trace: ``blockwise`` (the export's: MatMulNBits, 8-bit weights and int8 compute in blocks of
+128; ``blockwise_32``: blocks of 32) or ONNX Runtime's ``dynamic`` int8 (per-channel signed
+weights, one activation scale per tensor), the latter also with some MatMuls kept in fp32
+(``nodes_to_exclude``), ``reduce_range`` (7-bit weights, ONNX Runtime's advice against u8s8
+saturation on AVX2 CPUs without VNNI) or only MatMuls quantized (the word-embedding Gather kept
+fp32). Drift is the export check's own figure (:func:`xstilts.export.checks.metric_drift`:
+English dev and two low-resource languages with local gold), every row served alone as the
+server serves int8. Prints the CPU with it: int8 kernels differ by CPU (VNNI, AMX), so drift
+does too.
 
     MLFLOW_TRACKING_URI=... python benchmarks/int8_variants.py --model models:/xstilts-target-panx@champion
 """
@@ -18,20 +21,25 @@ import time
 from pathlib import Path
 
 
-def variants(names: list[str]) -> dict[str, tuple[list[str], bool]]:
-    """Variant -> (MatMul nodes kept in fp32, reduce_range)."""
+def variants(names: list[str]) -> dict[str, dict]:
+    """Variant -> keyword arguments of ``quantize_int8`` (``blockwise`` is what the export does)."""
     dense_out = [n for n in names if "/output/dense/" in n]  # attention output and FFN output
+    ffn_out = [n for n in names if "/output/dense/" in n and "attention" not in n]
     last2 = [n for n in names if "layer.10/" in n or "layer.11/" in n]
     head = [n for n in names if "layer." not in n]
-    return {"per_channel": ([], False), "fp32_dense_out": (dense_out, False), "fp32_head": (head, False),
-            "fp32_last2": (last2, False), "reduce_range": ([], True), "reduce_range_fp32_dense_out": (dense_out, True)}
+    dyn = dict(method="dynamic")
+    return {"blockwise": dict(method="blockwise"), "blockwise_32": dict(method="blockwise", block_size=32),
+            "per_channel": dyn, "fp32_dense_out": {**dyn, "nodes_to_exclude": dense_out},
+            "fp32_ffn_out": {**dyn, "nodes_to_exclude": ffn_out}, "fp32_head": {**dyn, "nodes_to_exclude": head},
+            "fp32_last2": {**dyn, "nodes_to_exclude": last2}, "reduce_range": {**dyn, "reduce_range": True},
+            "matmul_only": {**dyn, "op_types": ["MatMul"]}}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True, help="models:/NAME/VERSION or @ALIAS of a target model")
     ap.add_argument("--task", default="panx")
-    ap.add_argument("--max-examples", type=int, default=200, help="dev sentences per language")
+    ap.add_argument("--max-examples", type=int, default=1000, help="dev sentences per language")
     ap.add_argument("--only", default="", help="comma-separated variant names (default: all)")
     ap.add_argument("--out", default="int8-variants", help="folder for the graphs and results.json")
     args = ap.parse_args()
@@ -59,14 +67,15 @@ def main() -> None:
     table = variants(names)
     results = {}
     for name in (args.only.split(",") if args.only else list(table)):
-        excluded, reduce_range = table[name]
+        kwargs = table[name]
         dst = out / f"{name}.onnx"
-        quantize_int8(src, dst, nodes_to_exclude=excluded, reduce_range=reduce_range)
+        quantize_int8(src, dst, **kwargs)
         t0 = time.perf_counter()
         drift = checks.metric_drift(task, torch_side, OnnxModel(dst, head=head, tokenizer=em.tokenizer, row_wise=True),
                                     em.tokenizer, head=head, max_length=max_length, doc_stride=stride,
                                     max_examples=args.max_examples)
-        results[name] = {"fp32_matmuls": len(excluded), "reduce_range": reduce_range,
+        results[name] = {**{k: (len(v) if isinstance(v, list) and k == "nodes_to_exclude" else v)
+                            for k, v in kwargs.items()},
                          "drift": {k: round(v["drift"], 2) for k, v in drift["languages"].items()},
                          "max_abs_drift": round(drift["max_abs_drift"], 2),
                          "seconds_both_sides": round(time.perf_counter() - t0, 1)}

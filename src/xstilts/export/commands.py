@@ -15,9 +15,12 @@ import click
               help="The task to export (default: the model's only head). Without --model: the best "
                    "xstilts-target-TASK version (see `xstilts champion`).")
 @click.option("--quantize", type=click.Choice(["none", "int8"]), default="none", show_default=True,
-              help="int8: ONNX Runtime dynamic quantization (int8 weights).")
-@click.option("--max-examples", type=int, default=200, show_default=True,
-              help="Examples per language of the metric check (English dev and two low-resource languages).")
+              help="int8: ONNX Runtime's blockwise int8 (MatMulNBits: 8-bit weights and int8 compute in "
+                   "blocks of 128; the word embeddings stay fp32).")
+@click.option("--max-examples", type=int, default=1000, show_default=True,
+              help="Examples per language of the metric check (English dev and two low-resource languages "
+                   "whose gold holds >= 500 examples where the task has them): with 1,000 PAN-X sentences one "
+                   "entity moves F1 by about 0.1 point, so the 0.5-point int8 limit is resolvable.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Keep the bundle here (default: a temporary folder, removed after registering).")
 @click.option("--no-register", is_flag=True, help="Only write and check the bundle (needs --out).")

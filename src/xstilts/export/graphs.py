@@ -76,27 +76,59 @@ def export_graph(module: nn.Module, sample: dict, path: str | os.PathLike[str], 
     return path
 
 
-def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
-                  nodes_to_exclude: Sequence[str] = (), reduce_range: bool = False) -> Path:
-    """Dynamic int8 quantization (weights int8 per output channel, activations quantized at run
-    time) of an fp32 graph.
+#: int8 methods of :func:`quantize_int8` (``blockwise``: what ``xstilts export --quantize int8`` does).
+INT8_METHODS = ("blockwise", "dynamic")
+#: weights and activations are quantized in blocks of this many values along the reduced axis
+INT8_BLOCK = 128
 
-    Measured on the 5-seed default grid's PAN-X champion (12 layers; 300 dev sentences each of
-    en, sw, ml; served row by row; 2-core AMX Xeon), F1 moved by -1.55 / -1.37 / 0.00 points with
-    per-channel signed weights, -1.86 / -3.09 / +0.83 with per-tensor signed weights (ONNX
-    Runtime's default) and -3.21 / -0.46 / -3.75 with unsigned weights: per channel is the best
-    of the three, and none is within the 0.5-point limit, so the export check refuses such
-    an int8 export. On a 2-core AVX2-only AMD EPYC (no VNNI; ``benchmarks/int8_variants.py``, a
-    one-seed default-grid PAN-X model, 200 dev sentences; en / jv / ml) per-channel int8 moved F1
-    by -2.60 / +2.61 / +1.12; keeping the 24 attention- and FFN-output MatMuls in fp32 -0.90 /
-    +0.63 / +1.56; ``reduce_range`` -2.04 / +2.61 / -2.28: none within 0.5 there either (PAN-X jv
-    dev has 100 sentences with 112 entities, so one entity is about 0.9 point).
 
-    ``nodes_to_exclude`` keeps those MatMuls in fp32 and ``reduce_range`` uses 7-bit weights
-    (ONNX Runtime's advice against u8s8 saturation on AVX2 without VNNI); the export uses
-    neither, the benchmark above compares them."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, method: str = "blockwise",
+                  block_size: int = INT8_BLOCK, nodes_to_exclude: Sequence[str] = (),
+                  reduce_range: bool = False, op_types: Sequence[str] = ()) -> Path:
+    """int8 quantization of an fp32 graph with ONNX Runtime's quantizers.
 
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
-                     nodes_to_exclude=list(nodes_to_exclude), reduce_range=reduce_range)
+    ``blockwise`` (the export's): every MatMul with a constant weight becomes ONNX Runtime's
+    ``MatMulNBits`` with 8-bit symmetric weights in blocks of ``block_size`` along the input
+    axis, computed in int8 (``accuracy_level`` 4: each token's activations are quantized per
+    block too). Scales follow each block of each row, so a row's answer does not depend on the
+    other rows of its batch, and an outlier moves one block's scale, not the whole tensor's.
+    ``dynamic``: ``quantize_dynamic`` (int8 weights per output channel, one activation scale per
+    tensor per call); ``nodes_to_exclude`` (MatMuls kept fp32), ``reduce_range`` (7-bit
+    weights) and ``op_types`` apply to it only.
+
+    Measured on a one-seed default-grid PAN-X model (12 layers; PAN-X dev, up to 1,000 sentences
+    per language; 2-core AMX Xeon; ``benchmarks/int8_variants.py``): F1 drift en / jv / ml / my / te
+    blockwise -0.37 / -0.66 / +0.01 / 0.00 / +0.13, dynamic -0.73 / -0.33 / -1.47 / +0.35 / -0.92
+    (jv and my have 100 dev sentences: one entity moves their F1 by about 0.9 point). Earlier
+    dynamic figures: default champion of the 5-seed grid -1.55 / (sw) -1.37 / (ml) 0.00 on the same
+    Xeon kind; -2.60 / +2.61 / +1.12 (en / jv / ml) on a 2-core AVX2-only AMD EPYC."""
+    if method == "dynamic":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
+                         nodes_to_exclude=list(nodes_to_exclude), reduce_range=reduce_range,
+                         op_types_to_quantize=list(op_types) or None)
+        return Path(dst)
+    if method != "blockwise":
+        raise ValueError(f"int8 method must be one of {INT8_METHODS}, got {method!r}")
+    return _quantize_blockwise(src, dst, block_size)
+
+
+def _quantize_blockwise(src, dst, block_size: int) -> Path:
+    import logging
+
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import (DefaultWeightOnlyQuantConfig,
+                                                                 MatMulNBitsQuantizer)
+
+    config = DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=True, accuracy_level=4, bits=8)
+    quantizer = MatMulNBitsQuantizer(onnx.load(str(src)), bits=8, block_size=block_size, is_symmetric=True,
+                                     accuracy_level=4, algo_config=config)
+    level = logging.getLogger().level  # the quantizer logs every node at INFO
+    logging.getLogger().setLevel(max(level, logging.WARNING))
+    try:
+        quantizer.process()
+    finally:
+        logging.getLogger().setLevel(level)
+    quantizer.model.save_model_to_file(str(dst), use_external_data_format=False)
     return Path(dst)
