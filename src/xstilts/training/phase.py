@@ -340,9 +340,11 @@ def run_phase(cfg: PhaseConfig, *, progress: bool = True, parent_run_id: str | N
     """
     from xstilts.grid.jobs import JobContext, run_train
 
+    from xstilts.runtime.device import resolve_device
     from xstilts.tracking.store import RunStore
 
     cfg.validate()
+    resolve_device(cfg.training.device, "training.device")  # a missing GPU: one error line, no FAILED run
     store = store or RunStore.open(cfg.experiment)
     ctx = JobContext.create(store, parent_run_id=parent_run_id, progress=progress, adopt_launch=True)
     result = run_train(ctx, cfg, wait=True)
