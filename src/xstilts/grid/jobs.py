@@ -43,8 +43,8 @@ class JobContext:
     models_dir: Path | None = None          # keep registered models here for later jobs (else: discarded)
     heartbeat: Any | None = None            # xstilts.grid.heartbeat.Heartbeat: lines while a job runs
     checkpoint_sync: Any | None = None      # grid.checkpoint_sync.ArtifactCheckpoints on a cluster
-    # where evaluations run (training: its config's training.device); a Ray worker keeps auto,
-    # which is its CPU, as evaluation tasks get no GPU there
+    # where evaluations run (training: its config's training.device); a Ray worker keeps auto:
+    # evaluation tasks ask Ray for no GPU, so a device the grid named may not be there
     device: str = "auto"
 
     def __post_init__(self) -> None:
