@@ -62,7 +62,7 @@ def run_grid(cfg: GridConfig, *, progress: bool = True, store=None, executor=Non
     if executor is None:  # jobs run here: a device this machine lacks fails now, before any job
         from xstilts.runtime.device import resolve_device
 
-        resolve_device(cfg.device, "device (grid config, or --device)")
+        resolve_device(cfg.device, "device (grid config or --device)")
     store = (store or RunStore.open()).for_experiment(cfg.experiment).time_with(timings)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)

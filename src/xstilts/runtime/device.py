@@ -46,7 +46,7 @@ def resolve_device(value: str | None, setting: str = "device"):
         if not torch.cuda.is_available():
             raise XstiltsError(f"{setting}: {value!r} asks for a CUDA GPU, but torch sees none here "
                                f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}); "
-                               f"use {setting} auto or cpu, or install a CUDA build of torch")
+                               f"set it to auto or cpu, or install a CUDA build of torch")
         count = torch.cuda.device_count()
         if device.index is not None and device.index >= count:
             raise XstiltsError(f"{setting}: {value!r}, but this machine has {count} CUDA device(s) "
