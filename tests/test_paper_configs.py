@@ -12,8 +12,10 @@ family: base the mixture of all nine intermediate tasks with tagging, classifica
 Tatoeba targets; large XNLI-MT (en and multi) with the SQuAD-trained QA targets. TyDiQA
 is only planned (its vendored dev files carry no gold answers, so neither its English dev
 selection nor its evaluation runs offline), and so is BUCC (its gold pairs first appear
-among thousands of sentences, too many for a CPU test). xstilts has no device option, so
-on a GPU machine this trains on the CPU too.
+among thousands of sentences, too many for a CPU test). The offline run goes once with
+``device: cpu`` and, where torch sees a GPU, once more with ``device: cuda`` (skipped
+elsewhere): the same tiny grid trained and evaluated on the GPU, every training run
+recording the device it used.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from xstilts.config import TrainingArgs
 from xstilts.data.loading import local_files
@@ -98,8 +101,9 @@ def _local_eval(task_name: str, split: str | None, langs: list[str], root: Path)
 TINY_TRAINING = dict(epochs=1, batch_size=4, max_length=64, doc_stride=32, eval_batch_size=16, max_steps=0)
 
 
-def tiny_variant(cfg: GridConfig, model_dir: Path, root: Path, out: Path, inters, targets) -> GridConfig:
-    """``cfg`` with the tiny encoder, one seed, tiny local data and sizes; its other values kept."""
+def tiny_variant(cfg: GridConfig, model_dir: Path, root: Path, out: Path, inters, targets,
+                 device: str = "auto") -> GridConfig:
+    """``cfg`` with the tiny encoder, one seed, tiny local data and sizes, on ``device``; its other values kept."""
     def tiny_data_spec(d):
         return replace(d, size=min(d.size or 2, 2), source="local", multi_source="local" if d.multi_source else None)
 
@@ -115,7 +119,7 @@ def tiny_variant(cfg: GridConfig, model_dir: Path, root: Path, out: Path, inters
                                  max_eval_examples=4, source="local" if t.source else None,
                                  training=replace(t.training, **TINY_TRAINING)))
     return replace(cfg, base_model=str(model_dir), seeds=cfg.seeds[:1], intermediate=keep, targets=small,
-                   output_dir=str(out), experiment=f"paper-{cfg.name}").validate()
+                   output_dir=str(out), experiment=f"paper-{cfg.name}", device=device).validate()
 
 
 @pytest.mark.parametrize("size", sorted(CONFIGS))
@@ -134,15 +138,30 @@ def test_paper_config_plans_in_full(size):
     assert len(cells) == len(cfg.seeds) * per_seed
 
 
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
+                                                                 reason="torch sees no CUDA GPU here"))]
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("size", sorted(CONFIGS))
-def test_paper_config_runs_offline_on_a_tiny_random_xlmr(size, tracking, tiny_xlmr, tiny_data, monkeypatch):
+def test_paper_config_runs_offline_on_a_tiny_random_xlmr(size, device, tracking, tiny_xlmr, tiny_data, monkeypatch):
+    from mlflow import MlflowClient
+
     from xstilts.grid.runner import run_grid
 
     monkeypatch.setenv("XSTILTS_DATA_DIR", str(tiny_data))
     cfg = GridConfig.from_file(repo_root() / "configs" / CONFIGS[size])
-    small = tiny_variant(cfg, tiny_xlmr, tiny_data, tracking / "out", *RUN[size])
+    small = tiny_variant(cfg, tiny_xlmr, tiny_data, tracking / "out", *RUN[size], device=device)
     result = run_grid(small, progress=False)
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(small.experiment)
+    runs = client.search_runs([experiment.experiment_id])
+    trained = [r for r in runs if r.data.tags.get("phase") in ("intermediate", "target")]
+    evaluated = [r for r in runs if r.data.tags.get("phase") == "evaluation"]
+    assert len(trained) == result.trained and evaluated
+    assert {r.data.params["device"].split(":")[0] for r in trained} == {device}  # where each trained
+    assert {r.data.params["eval.device"].split(":")[0] for r in evaluated} == {device}
     table = pd.read_parquet(result.table_parquet)
     assert set(table["task"]) == set(RUN[size][1])
     assert set(table["intermediate"]) == {"none", *RUN[size][0]}

@@ -46,6 +46,9 @@ class TrainingArgs:
     checkpoint_every: int = field(default=0, metadata={"help": "Steps between resumable checkpoints; 0 = at each eval."})
     eval_batch_size: int = field(default=64, metadata={"help": "Examples per evaluation batch."})
     threads: int = field(default=0, metadata={"help": "Torch threads; 0 = all available cores."})
+    device: str = field(default="auto", metadata={
+        "help": "Where to train: auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda or cuda:N. "
+                "Like threads, not part of the run_key."})
 
 
 @dataclass
@@ -130,6 +133,9 @@ class PhaseConfig:
             raise XstiltsError("config field init_from: only the target phase starts from an intermediate model")
         if self.mlm is not None and self.phase != "intermediate":
             raise XstiltsError("config field mlm: the masked-LM mixture belongs to the intermediate phase")
+        from xstilts.runtime.device import check_device_setting
+
+        check_device_setting(self.training.device, "config field training.device")
         if self.training.bf16_mode not in BF16_MODES:
             raise XstiltsError(f"config field training.bf16_mode: {self.training.bf16_mode!r}; "
                                f"valid: {', '.join(BF16_MODES)}")
@@ -199,7 +205,7 @@ class PhaseConfig:
 
     # -- identity ------------------------------------------------------------
     def run_key(self) -> str:
-        """Hash of everything that determines the trained model (not threads, names or where it is logged)."""
+        """Hash of everything that determines the trained model (not threads, device, names or where it is logged)."""
         d = self.to_dict()
         for k in ("experiment", "register"):
             d.pop(k)
@@ -208,7 +214,7 @@ class PhaseConfig:
         datasets = d.pop("datasets")  # absent when none: run keys of built-in tasks stay as they were
         if datasets:
             d["datasets"] = sorted(fingerprint(x) for x in datasets)
-        for k in ("threads", "eval_batch_size"):
+        for k in ("threads", "eval_batch_size", "device"):  # where and how fast, not what is trained
             d["training"].pop(k)
         d["training"] |= self._resolved_lengths()
         d["training_version"] = TRAINING_VERSION

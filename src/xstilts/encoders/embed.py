@@ -1,7 +1,6 @@
 """Sentence embeddings from an encoder: mean pooling over the attention mask."""
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -13,10 +12,13 @@ def embed_sentences(model, tokenizer, sentences: Sequence[str], *, batch_size: i
 
     ``layer`` indexes ``hidden_states`` (-1 = last layer, 0 = embeddings). Batches are
     formed over length-sorted sentences so padding stays small; this changes no
-    result because every sentence is pooled over its own mask.
+    result because every sentence is pooled over its own mask. Runs on ``model``'s
+    device (bf16: autocast there); the embeddings come back to the CPU.
     """
     import torch
     from tqdm.auto import tqdm
+
+    from xstilts.runtime.device import autocast, model_device, to_device
 
     if len(sentences) == 0:
         return np.zeros((0, model.config.hidden_size), dtype=np.float32)
@@ -26,7 +28,8 @@ def embed_sentences(model, tokenizer, sentences: Sequence[str], *, batch_size: i
     out = np.empty((len(ids), model.config.hidden_size), dtype=np.float32)
     pad = tokenizer.pad_token_id
     model.eval()
-    cast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    device = model_device(model)
+    cast = autocast(device, bf16)
     batches = range(0, len(order), batch_size)
     with torch.inference_mode(), cast:
         for start in tqdm(batches, desc=progress, disable=progress is None, leave=False):
@@ -37,11 +40,13 @@ def embed_sentences(model, tokenizer, sentences: Sequence[str], *, batch_size: i
             for row, i in enumerate(idx):
                 input_ids[row, :len(ids[i])] = torch.tensor(ids[i])
                 mask[row, :len(ids[i])] = 1
+            moved = to_device({"input_ids": input_ids, "attention_mask": mask}, device)
+            input_ids, mask = moved["input_ids"], moved["attention_mask"]
             if layer == -1:
                 hidden = model(input_ids=input_ids, attention_mask=mask).last_hidden_state
             else:
                 hidden = model(input_ids=input_ids, attention_mask=mask, output_hidden_states=True).hidden_states[layer]
             m = mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1)
-            out[idx] = pooled.float().numpy()
+            out[idx] = pooled.float().cpu().numpy()
     return out

@@ -6,6 +6,7 @@ import json
 import click
 
 from xstilts.evaluation.metrics.bucc import ThresholdPolicy
+from xstilts.runtime.device import DEVICE_HELP
 
 
 def _split_langs(value: str | None) -> list[str] | None:
@@ -67,9 +68,10 @@ def format_report(report) -> str:
               help="Log to MLflow (a child run of the model's training run).")
 @click.option("--run-id", default=None, help="Log into this existing MLflow run instead.")
 @click.option("--threads", type=int, default=None, help="Torch threads (default: all available cores).")
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def evaluate(model_ref, task, langs, split, max_examples, batch_size, max_tokens, bf16, out_dir, layer, bucc_threshold,
-             max_length, track, run_id, threads, as_json):
+             max_length, track, run_id, threads, device, as_json):
     """Zero-shot evaluation of a model on every language of a target task.
 
     Predictions in XTREME's layout, XTREME's metrics per language, averages with
@@ -84,7 +86,8 @@ def evaluate(model_ref, task, langs, split, max_examples, batch_size, max_tokens
                             max_examples=max_examples or None, batch_size=batch_size,
                             max_tokens=max_tokens or None, bf16=bf16,
                             out_dir=out_dir, layer=layer, bucc_threshold_policy=bucc_threshold,
-                            max_length=max_length, log_to_mlflow=track, run_id=run_id, progress=not as_json)
+                            max_length=max_length, log_to_mlflow=track, run_id=run_id, progress=not as_json,
+                            device=device)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, default=str))
     else:

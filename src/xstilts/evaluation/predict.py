@@ -3,7 +3,8 @@
 Shared by model selection during training and by ``xstilts evaluate``: batches of
 similar length (longest first), inference mode, and bf16 where the CPU has it --
 autocast on the fp32 model being trained, or a bf16 copy of the weights
-(:func:`bf16_inference_copy`) when only inference follows.
+(:func:`bf16_inference_copy`) when only inference follows. Batches go to the
+model's device and its outputs come back to the CPU before the family decodes them.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import torch
 
 from xstilts.data.featurize.batching import length_grouped_batches
 from xstilts.data.task_features import TaskFeatures
+from xstilts.runtime.device import autocast, model_device, to_cpu, to_device
 
 
 @dataclass
@@ -78,16 +80,18 @@ def _forward_all(model, head: str, data: EvalData, batch_size: int, bf16: bool, 
     from tqdm.auto import tqdm
 
     f = data.features
+    device = model_device(model)
     # a bf16 model runs as it is: autocast would move norms and softmax back to fp32
-    cast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 and not _is_bf16(model) else contextlib.nullcontext()
+    cast = autocast(device, True) if bf16 and not _is_bf16(model) else contextlib.nullcontext()
     model.eval()
     batches = _batches(data, batch_size, max_tokens)
     with torch.inference_mode(), cast:
         for units in tqdm(batches, desc=progress, disable=progress is None, leave=False, unit="batch"):
             rows = [i for u in units for i in f.units[u]]
             batch = f.collate([f.features[i] for i in rows])
-            batch = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask")}
-            yield units, rows, model(head, batch)
+            batch = to_device({k: v for k, v in batch.items() if k in ("input_ids", "attention_mask")}, device)
+            out = model(head, batch)
+            yield units, rows, out if device.type == "cpu" else to_cpu(out)
 
 
 def predict(model, head: str, data: EvalData, *, batch_size: int = 64, bf16: bool = False,

@@ -60,6 +60,16 @@ class EvalModel:
     doc_stride: int | None = None     # likewise its QA window stride
     _bf16: Any | None = field(default=None, repr=False)
 
+    def to(self, device) -> EvalModel:
+        """The model (or bare encoder) moved to ``device``, in place; a bf16 copy made earlier is
+        dropped (it would stay where it was)."""
+        if self.model is not None:
+            self.model.to(device)  # the encoder is the model's
+        else:
+            self.encoder.to(device)
+        self._bf16 = None
+        return self
+
     def bf16_model(self):
         """A bf16 copy of :attr:`model`, made once (see ``predict.bf16_inference_copy``)."""
         from xstilts.evaluation.predict import bf16_inference_copy
@@ -245,7 +255,7 @@ def evaluate_model(model_ref: str, task: str, *, langs: list[str] | None = None,
                    bucc_threshold_policy: str = "dev_tuned", max_length: int | None = None,
                    max_tokens: int | None = DEFAULT_MAX_TOKENS, log_to_mlflow: bool = True, run_id: str | None = None,
                    progress: bool = True, model: EvalModel | None = None, store=None,
-                   num_hidden_layers: int | None = None, timings=None) -> EvalReport:
+                   num_hidden_layers: int | None = None, timings=None, device: str | None = "auto") -> EvalReport:
     """Score ``model_ref`` on ``task`` in every language; see the module docstring.
 
     Args:
@@ -273,9 +283,12 @@ def evaluate_model(model_ref: str, task: str, *, langs: list[str] | None = None,
         num_hidden_layers: cut a bare encoder to this many layers (small test grids).
         timings: a :class:`~xstilts.runtime.timing.Timings` charged with the forward passes
             (evaluation forward), loading and featurizing the data and scoring (data).
+        device: auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda or cuda:N; the
+            model (``model`` too) is moved there. Recorded in the settings, not in any key.
     """
     from xstilts.families import resolve_lengths
     from xstilts.runtime.cpu import resolve_bf16
+    from xstilts.runtime.device import model_device, resolve_device
     from xstilts.runtime.timing import Timings
     from xstilts.tasks import get_task
 
@@ -285,6 +298,7 @@ def evaluate_model(model_ref: str, task: str, *, langs: list[str] | None = None,
     split = resolve_split(t, split, langs)
     languages = resolve_languages(t, split, langs)
     bf16 = resolve_bf16(bf16)
+    where = resolve_device(device, "device")  # before any loading: a missing GPU fails here
     timings = timings or Timings()
     with timings.phase("data"):
         items = [load_language_data(t, lang, split, max_examples=max_examples, bucc_policy=bucc_threshold_policy)
@@ -292,13 +306,15 @@ def evaluate_model(model_ref: str, task: str, *, langs: list[str] | None = None,
     with timings.phase("model_load"):
         em = model or load_eval_model(model_ref, needs_head=t.family.needs_head, store=store,
                                       num_hidden_layers=num_hidden_layers)
+        if where.type != "cpu" or model_device(em.encoder).type != "cpu":
+            em.to(where)
     # a head sees inputs cut as in its training; retrieval keeps XTREME's protocol (encoder only)
     max_length, _ = resolve_lengths(t, max_length or (em.max_length if t.family.needs_head else None))
     head = resolve_head(em.model, t) if t.family.needs_head else None
     layer = t.family.eval_layer(em, layer)
     settings = _settings(em, t, str(model_ref), split, languages, head, max_examples=max_examples,
                          batch_size=batch_size, bf16=bf16, max_length=max_length, layer=layer,
-                         max_tokens=max_tokens, bucc_policy=bucc_threshold_policy)
+                         max_tokens=max_tokens, bucc_policy=bucc_threshold_policy) | {"device": str(where)}
     pred_dir = Path(out_dir) / "predictions"
     if bf16 and head is not None:
         with timings.phase("model_load"):

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from xstilts.errors import XstiltsError
+from xstilts.runtime.device import DEVICE_HELP
 
 
 @click.command("grid")
@@ -15,6 +16,7 @@ from xstilts.errors import XstiltsError
 @click.option("--output-dir", default=None, help="Where results, evaluations and the report go "
               "(default: the config's output_dir).")
 @click.option("--threads", type=int, default=None, help="Torch threads (default: all cores).")
+@click.option("--device", default=None, help=DEVICE_HELP + " Default: the config's device (auto).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @click.option("--executor", type=click.Choice(["inprocess", "ray"]), default="inprocess", show_default=True,
               help="Where jobs run: in this process, or as Ray tasks on a cluster (pip install 'xstilts[scale]'; "
@@ -25,7 +27,8 @@ from xstilts.errors import XstiltsError
               help="Ray: retries of a job whose worker died, then the grid fails.")
 @click.option("--gpus-per-job", type=float, default=0.0, show_default=True,
               help="Ray: GPUs each training job asks for (e.g. 1, or 0.5 to share one).")
-def grid_command(config_file, output_dir, threads, no_progress, executor, address, max_retries, gpus_per_job):
+def grid_command(config_file, output_dir, threads, device, no_progress, executor, address, max_retries,
+                 gpus_per_job):
     """Run the comparison: conditions (none / en / multi [/ en+mlm]) x seeds x targets.
 
     Intermediate models are trained once per (condition, seed) and reused by every
@@ -44,6 +47,8 @@ def grid_command(config_file, output_dir, threads, no_progress, executor, addres
         cfg.output_dir = output_dir
     if threads is not None:
         cfg.threads = threads
+    if device is not None:
+        cfg.device = device
     make = None
     if executor == "inprocess" and os.environ.get("MLFLOW_TRACKING_URI"):
         from xstilts.grid.preflight import check_tracking_uri

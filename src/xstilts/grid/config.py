@@ -78,6 +78,7 @@ class IntermediateGrid(IntermediateData):
 
     def hash_view(self) -> dict[str, Any]:
         d = asdict(self)
+        d["training"].pop("device")  # where it trains is no part of the grid (see runtime.device)
         return {k: v for k, v in d.items() if k not in _NEW_INTERMEDIATE_DEFAULTS or v != _NEW_INTERMEDIATE_DEFAULTS[k]}
 
 
@@ -109,6 +110,7 @@ class GridConfig:
     output_dir: str = "grid-output"
     resource_groups: str | None = None  # CSV language,class overriding the Joshi et al. classes
     threads: int = 0
+    device: str = "auto"  # auto, cpu, cuda or cuda:N: every job's, like threads (xstilts.runtime.device)
     tuning: TuningConfig | None = None  # Optuna tuning of each target before its cells train (off by default)
     datasets: list[dict] = field(default_factory=list)  # declared datasets (xstilts.tasks.declared)
 
@@ -172,6 +174,9 @@ class GridConfig:
         for c in self.conditions:
             if c not in CONDITIONS:
                 raise XstiltsError(f"{source}: condition {c!r}; valid: {', '.join(CONDITIONS)}")
+        from xstilts.runtime.device import check_device_setting
+
+        check_device_setting(self.device, f"{source}: device")
         if "en+mlm" in self.conditions and self.mlm is None:
             raise XstiltsError(f"{source}: condition en+mlm needs an mlm section")
         if not self.seeds:
@@ -204,13 +209,14 @@ class GridConfig:
         d = self.to_dict()
         views = [i.hash_view() for i in self.intermediates]
         d["intermediate"] = views[0] if len(views) == 1 else views  # [x] and x are the same grid
-        for k in ("output_dir", "threads", "experiment"):
+        for k in ("output_dir", "threads", "device", "experiment"):  # execution settings, not the study
             d.pop(k)
         if d["tuning"] is None:
             d.pop("tuning")  # grids without tuning keep the hash they had
         elif not d["tuning"]["intermediate"]:
             d["tuning"].pop("intermediate")  # and so do grids that tune only their targets
         for t in d["targets"]:
+            t["training"].pop("device")
             if t["source"] is None:
                 t.pop("source")  # and so do targets that read the default source
         if not d["datasets"]:

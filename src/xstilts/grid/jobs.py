@@ -43,6 +43,9 @@ class JobContext:
     models_dir: Path | None = None          # keep registered models here for later jobs (else: discarded)
     heartbeat: Any | None = None            # xstilts.grid.heartbeat.Heartbeat: lines while a job runs
     checkpoint_sync: Any | None = None      # grid.checkpoint_sync.ArtifactCheckpoints on a cluster
+    # where evaluations run (training: its config's training.device); a Ray worker keeps auto:
+    # evaluation tasks ask Ray for no GPU, so a device the grid named may not be there
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         if self.timings is None:
@@ -159,7 +162,8 @@ def run_eval(ctx: JobContext, spec: EvalSpec, model_ref: str, *, tags: dict[str,
                                 max_examples=spec.max_examples, batch_size=spec.batch_size, bf16=spec.bf16,
                                 out_dir=ctx.eval_dir / key, layer=spec.layer, max_length=spec.max_length,
                                 bucc_threshold_policy=spec.bucc_threshold_policy, max_tokens=spec.max_tokens,
-                                log_to_mlflow=False, progress=ctx.progress, model=em, timings=ctx.timings)
+                                log_to_mlflow=False, progress=ctx.progress, model=em, timings=ctx.timings,
+                                device=ctx.device)
         # a trained model's evaluation is a child of its training run (log_report's default);
         # a bare encoder's, of the grid's run
         with ctx.timings.phase("tracking"):

@@ -56,8 +56,8 @@ def intermediate_config(cfg: GridConfig, condition: str, seed: int,
         phase="intermediate", condition=condition, seed=seed, selection=inter.selection, tasks=tasks,
         mixture=inter.mixture, temperature=inter.temperature,
         mlm=cfg.mlm if condition == "en+mlm" else None, base_model=cfg.base_model,
-        num_hidden_layers=cfg.num_hidden_layers, training=replace(inter.training, threads=cfg.threads),
-        experiment=cfg.experiment)
+        num_hidden_layers=cfg.num_hidden_layers,
+        training=replace(inter.training, threads=cfg.threads, device=cfg.device), experiment=cfg.experiment)
 
 
 def train_task_of(target: TargetGrid) -> str:
@@ -74,7 +74,7 @@ def target_config(cfg: GridConfig, target: TargetGrid, condition: str, seed: int
                         max_examples=target.max_train_examples, max_dev_examples=target.max_dev_examples,
                         dev_languages=["en"], source=target.source)],
         base_model=cfg.base_model, num_hidden_layers=cfg.num_hidden_layers,
-        training=replace(target.training, threads=cfg.threads), experiment=cfg.experiment)
+        training=replace(target.training, threads=cfg.threads, device=cfg.device), experiment=cfg.experiment)
 
 
 def is_retrieval(target: TargetGrid) -> bool:

@@ -59,6 +59,10 @@ def run_grid(cfg: GridConfig, *, progress: bool = True, store=None, executor=Non
     cfg.validate()
     check_grid_leakage(cfg)
     set_threads(cfg.threads)
+    if executor is None:  # jobs run here: a device this machine lacks fails now, before any job
+        from xstilts.runtime.device import resolve_device
+
+        resolve_device(cfg.device, "device (grid config or --device)")
     store = (store or RunStore.open()).for_experiment(cfg.experiment).time_with(timings)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -99,6 +103,7 @@ def _start_grid_run(store, cfg: GridConfig) -> str:
     run.log_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), "grid_config.yaml")
     run.log_params({"seeds": json.dumps(cfg.seeds), "conditions": ",".join(cfg.conditions),
                     "targets": ",".join(t.task for t in cfg.targets), "base_model": cfg.base_model,
+                    "device": cfg.device,
                     **_intermediate_params(cfg)})
     return parent
 
@@ -134,7 +139,7 @@ def _execute(store, cfg: GridConfig, plan, parent: str, out: Path, progress: boo
     # models trained here are read back by later jobs from where they were saved, not downloaded
     with tempfile.TemporaryDirectory(prefix="xstilts-grid-models-") as models:
         ctx = JobContext.create(store, parent_run_id=parent, eval_dir=out / "evaluations", progress=progress,
-                                timings=timings, models_dir=Path(models), heartbeat=Heartbeat())
+                                timings=timings, models_dir=Path(models), heartbeat=Heartbeat(), device=cfg.device)
         try:
             return (executor or InProcessExecutor)(ctx, on_done=on_done).run(plan)
         finally:

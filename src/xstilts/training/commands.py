@@ -13,6 +13,7 @@ import click
 import yaml
 
 from xstilts.errors import XstiltsError
+from xstilts.runtime.device import DEVICE_HELP
 
 
 def _apply_set(data: dict, assignment: str) -> None:
@@ -53,6 +54,7 @@ def _common(f):
         click.option("--num-layers", type=int, default=None, help="Keep only the first N encoder layers (quick tests)."),
         click.option("--set", "sets", multiple=True, help="Override any config field: --set training.warmup_ratio=0.06"),
         click.option("--threads", type=int, default=None, help="Torch threads (default: all cores)."),
+        click.option("--device", default=None, help=DEVICE_HELP + " Default: the config's training.device."),
         click.option("--no-progress", is_flag=True, help="No progress bar."),
         click.option("--json", "as_json", is_flag=True, help="Print the result as JSON."),
     ]
@@ -63,7 +65,7 @@ def _common(f):
 
 def build_config(phase: str, *, config_file, task, langs, split, max_examples, max_dev_examples, condition, seed,
                  selection, epochs, max_steps, learning_rate, batch_size, max_length, num_layers, sets, threads,
-                 model=None, init_from=None):
+                 model=None, init_from=None, device=None):
     from xstilts.config import PhaseConfig
 
     if config_file:
@@ -91,7 +93,8 @@ def build_config(phase: str, *, config_file, task, langs, split, max_examples, m
             data[key] = value
     training = data.setdefault("training", {})
     for key, value in (("epochs", epochs), ("max_steps", max_steps), ("learning_rate", learning_rate),
-                       ("batch_size", batch_size), ("max_length", max_length), ("threads", threads)):
+                       ("batch_size", batch_size), ("max_length", max_length), ("threads", threads),
+                       ("device", device)):
         if value is not None:
             training[key] = value
     for s in sets:
@@ -126,7 +129,7 @@ def _run(cfg, progress: bool, as_json: bool) -> None:
 @_common
 def intermediate_command(model, spec, mlm_langs, config_file, task, langs, split, max_examples, max_dev_examples,
                          condition, seed, selection, epochs, max_steps, learning_rate, batch_size, max_length,
-                         num_layers, sets, threads, no_progress, as_json):
+                         num_layers, sets, threads, device, no_progress, as_json):
     """Intermediate-task training (X-STILTs phase 2), registered as xstilts-intermediate-TASK.
 
     One task, or several (a --config with a tasks list; --set mixture=temperature),
@@ -148,7 +151,7 @@ def intermediate_command(model, spec, mlm_langs, config_file, task, langs, split
                        max_examples=max_examples, max_dev_examples=max_dev_examples, condition=condition, seed=seed,
                        selection=selection, epochs=epochs, max_steps=max_steps, learning_rate=learning_rate,
                        batch_size=batch_size, max_length=max_length, num_layers=num_layers, sets=extra,
-                       threads=threads, model=model)
+                       threads=threads, model=model, device=device)
     _run(cfg, not no_progress, as_json)
 
 
@@ -159,7 +162,7 @@ def intermediate_command(model, spec, mlm_langs, config_file, task, langs, split
 @_common
 def target_command(init_from, model, config_file, task, langs, split, max_examples, max_dev_examples, condition,
                    seed, selection, epochs, max_steps, learning_rate, batch_size, max_length, num_layers, sets,
-                   threads, no_progress, as_json):
+                   threads, device, no_progress, as_json):
     """Target-task training on English (X-STILTs phase 3), registered as xstilts-target-TASK.
 
     Takes the encoder of an intermediate model (heads dropped) or the bare encoder,
@@ -169,7 +172,7 @@ def target_command(init_from, model, config_file, task, langs, split, max_exampl
                        max_examples=max_examples, max_dev_examples=max_dev_examples, condition=condition, seed=seed,
                        selection=selection, epochs=epochs, max_steps=max_steps, learning_rate=learning_rate,
                        batch_size=batch_size, max_length=max_length, num_layers=num_layers, sets=sets,
-                       threads=threads, model=model, init_from=init_from)
+                       threads=threads, model=model, init_from=init_from, device=device)
     if cfg.init_from is None and cfg.condition != "none":
         cfg.condition = "none"  # no intermediate model: by definition the baseline
     _run(cfg, not no_progress, as_json)

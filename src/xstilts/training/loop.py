@@ -1,7 +1,8 @@
 """The training loop: length-grouped dynamic batches, bf16 weights with fp32 master
 copies (``training.master_weights``; or bf16 autocast), fused AdamW, fast dropout
 masks (``models.fast_dropout``), periodic dev evaluation for model selection, and
-resumable checkpoints."""
+resumable checkpoints. It runs where the model is: each batch goes to the model's
+device (a CUDA GPU or the CPU; see ``runtime.device``)."""
 from __future__ import annotations
 
 import contextlib
@@ -15,6 +16,7 @@ import torch
 
 from xstilts.config import TrainingArgs
 from xstilts.models.fast_dropout import use_fast_dropout
+from xstilts.runtime.device import autocast, model_device, to_device
 from xstilts.training.checkpoint import CheckpointDir, set_rng_state, trainable_state
 from xstilts.training.master_weights import Bf16MasterWeights
 from xstilts.training.schedule import Step, build_schedule
@@ -102,6 +104,7 @@ class _Run:
     eval_every: int
     ckpt_every: int
     result: LoopResult
+    device: torch.device = torch.device("cpu")  # the model's: batches go there
     best: dict | None = None
     best_state: dict | None = None  # in memory when there is no checkpoint directory
     start: int = 0
@@ -128,11 +131,12 @@ def _prepare(model, sets: Sequence[TrainSet], args: TrainingArgs, *, seed: int, 
     named = masters.named_masters() if masters else [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     optimizer = make_optimizer(named, args)
     run = _Run(model, sets, schedule, optimizer, linear_schedule(optimizer, total, args.warmup_ratio),
-               [p for _, p in named], masters, eval_every, args.checkpoint_every or eval_every, LoopResult(steps=total))
+               [p for _, p in named], masters, eval_every, args.checkpoint_every or eval_every, LoopResult(steps=total),
+               model_device(model))
     if resume is not None:
-        run.optimizer.load_state_dict(resume["optimizer"])
+        run.optimizer.load_state_dict(resume["optimizer"])  # moves the CPU-saved state to the parameters' device
         run.scheduler.load_state_dict(resume["scheduler"])
-        set_rng_state(resume["rng"])
+        set_rng_state(resume["rng"], run.device)
         run.result.history, run.best, run.start = resume["history"], resume["best"], resume["step"]
         run.result.resumed_from = run.start
     return run
@@ -143,7 +147,7 @@ def _step(run: _Run, step: int, args: TrainingArgs, cast) -> tuple[float, int, i
     run.model.train()
     item = run.schedule[step]
     train_set = run.sets[item.source]
-    batch = train_set.batch(item.units)
+    batch = to_device(train_set.batch(item.units), run.device)
     with cast():
         out = run.model(train_set.name, batch)
     out.loss.backward()
@@ -198,6 +202,9 @@ def train(model, sets: Sequence[TrainSet], args: TrainingArgs, *, seed: int, mix
           should_stop: Callable[[int, float], bool] | None = None, timings=None) -> LoopResult:
     """Train ``model`` over ``sets`` (a mixture when several) and return the loop's record.
 
+    ``model`` trains on the device it is on (its batches are moved there); ``bf16``
+    without bf16 weights (``args.bf16_mode`` autocast) is autocast on that device.
+
     ``evaluate(model) -> score`` (higher is better) runs every ``eval_every`` steps
     (default once per epoch) and at the end; with ``keep_best`` the best-scoring
     weights are restored into ``model`` before returning. A resumable checkpoint is
@@ -217,8 +224,7 @@ def train(model, sets: Sequence[TrainSet], args: TrainingArgs, *, seed: int, mix
     run = _prepare(model, sets, args, seed=seed, mixture=mixture, temperature=temperature, bf16=bf16,
                    checkpoints=checkpoints)
     result, total = run.result, len(run.schedule)
-    cast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 and run.masters is None \
-        else contextlib.nullcontext
+    cast = (lambda: autocast(run.device, True)) if bf16 and run.masters is None else contextlib.nullcontext
     t0 = time.perf_counter()
     bar = tqdm(total=total, initial=run.start, desc="train", unit="step", disable=not progress, dynamic_ncols=True)
     running = 0.0
@@ -244,7 +250,7 @@ def train(model, sets: Sequence[TrainSet], args: TrainingArgs, *, seed: int, mix
         if checkpoints is not None and (done % run.ckpt_every == 0 or done == total) and done < total:
             with timings.phase("model_load"):
                 checkpoints.save(weights=run.weights(), optimizer=run.optimizer, scheduler=run.scheduler,
-                                 step=done, history=result.history, best=run.best)
+                                 step=done, history=result.history, best=run.best, device=run.device)
     bar.close()
     result.seconds = time.perf_counter() - t0
     with timings.phase("model_load"):

@@ -248,19 +248,19 @@ def train_phase(cfg: PhaseConfig, tracker: Tracker, *, model_dir: str | os.PathL
     """
     from xstilts.encoders.loading import load_tokenizer
     from xstilts.models.persist import save_model
-    from xstilts.runtime.cpu import resolve_bf16
     from xstilts.runtime.timing import Timings
     from xstilts.training.checkpoint import CheckpointDir
     from xstilts.training.loop import train
 
     timings = timings or Timings()
     key = cfg.run_key()
-    bf16 = resolve_bf16(cfg.training.bf16)
+    device, args = placement(cfg, tracker)  # before anything loads: a missing GPU fails here
+    bf16 = args.bf16
     tracker.log_params(flatten_params(cfg.to_dict()))
     tracker.log_text(cfg.to_yaml(), "config.yaml")
     with timings.phase("model_load"):
         tokenizer = load_tokenizer(cfg.base_model)
-        model = build_model(cfg, init_dir)
+        model = build_model(cfg, init_dir).to(device)
     with timings.phase("data"):
         sets = build_train_sets(cfg, tokenizer)
         dev_sets = build_dev_sets(cfg, tokenizer)
@@ -270,7 +270,7 @@ def train_phase(cfg: PhaseConfig, tracker: Tracker, *, model_dir: str | os.PathL
     ckpt = CheckpointDir(Path(checkpoint_dir) / key, key) if checkpoint_dir is not None else None
     tracker.log_params({"train.examples": sum(len(s.units) for s in sets),
                         "train.sets": ",".join(s.name for s in sets)})
-    result = train(model, sets, cfg.training, seed=cfg.seed, mixture=cfg.mixture, temperature=cfg.temperature,
+    result = train(model, sets, args, seed=cfg.seed, mixture=cfg.mixture, temperature=cfg.temperature,
                    bf16=bf16, checkpoints=ckpt, evaluate=evaluate, keep_best=cfg.selection != "last",
                    on_metrics=lambda m, step: tracker.log_metrics(m, step=step), progress=progress,
                    should_stop=on_evaluation, timings=timings)
@@ -282,12 +282,30 @@ def train_phase(cfg: PhaseConfig, tracker: Tracker, *, model_dir: str | os.PathL
         tracker.log_metrics(dev_scores)
     max_length, doc_stride = trained_lengths(cfg)
     with timings.phase("model_load"):
+        model.to("cpu")  # saved from the CPU: a stored model loads on machines without a GPU
         saved = save_model(model, model_dir, base_model=base_model_of(cfg),
                            frozen_word_embeddings=cfg.training.freeze_word_embeddings,
                            store_dtype=cfg.store_dtype, tokenizer=tokenizer, max_length=max_length,
                            doc_stride=doc_stride, extra={"run_key": key, "config": cfg.to_dict()})
     return PhaseResult(None, None, reused=False, dev_scores=dev_scores, loop=result, model_dir=str(saved),
                        checkpoint=ckpt)
+
+
+def placement(cfg: PhaseConfig, tracker: Tracker | None = None):
+    """``(device, training args)`` of ``cfg`` on this machine: ``training.device`` resolved
+    (an error naming it when it asks for a GPU that is not here), and the training args with
+    ``bf16`` and ``bf16_mode`` as they run there (see :mod:`xstilts.runtime.device`). Both are
+    recorded on ``tracker``'s run: never in the ``run_key``, which leaves devices out."""
+    from dataclasses import replace
+
+    from xstilts.runtime.device import describe_device, resolve_device, training_precision
+
+    device = resolve_device(cfg.training.device, "training.device")
+    precision = training_precision(device, cfg.training.bf16, cfg.training.bf16_mode)
+    if tracker is not None:
+        tracker.log_params({"device": str(device), "precision": precision.describe()})
+        tracker.set_tags({"device": describe_device(device), "bf16": str(precision.bf16).lower()})
+    return device, replace(cfg.training, bf16=precision.bf16, bf16_mode=precision.bf16_mode)
 
 
 def trained_lengths(cfg: PhaseConfig) -> tuple[int, int]:
@@ -322,9 +340,11 @@ def run_phase(cfg: PhaseConfig, *, progress: bool = True, parent_run_id: str | N
     """
     from xstilts.grid.jobs import JobContext, run_train
 
+    from xstilts.runtime.device import resolve_device
     from xstilts.tracking.store import RunStore
 
     cfg.validate()
+    resolve_device(cfg.training.device, "training.device")  # a missing GPU: one error line, no FAILED run
     store = store or RunStore.open(cfg.experiment)
     ctx = JobContext.create(store, parent_run_id=parent_run_id, progress=progress, adopt_launch=True)
     result = run_train(ctx, cfg, wait=True)

@@ -6,6 +6,7 @@ import os
 import click
 
 from xstilts.errors import XstiltsError
+from xstilts.runtime.device import DEVICE_HELP
 
 
 @click.command("tune")
@@ -26,6 +27,7 @@ from xstilts.errors import XstiltsError
 @click.option("--study-name", default=None, help="Study name (default: derived from a hash of the request, so "
               "the same request continues or reuses the same study).")
 @click.option("--threads", type=int, default=None, help="Torch threads (default: all cores).")
+@click.option("--device", default=None, help=DEVICE_HELP + " Default: the config's device (auto).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @click.option("--executor", type=click.Choice(["inprocess", "ray"]), default="inprocess", show_default=True,
               help="ray: --workers tuning workers as Ray tasks sharing the study (pip install 'xstilts[scale]').")
@@ -35,8 +37,8 @@ from xstilts.errors import XstiltsError
 @click.option("--max-retries", type=int, default=3, show_default=True,
               help="Ray: retries of a tuning task whose worker died.")
 @click.option("--gpus-per-job", type=float, default=0.0, show_default=True, help="Ray: GPUs per tuning worker.")
-def tune_command(task, condition, config_file, n_trials, timeout, storage, study_name, threads, no_progress,
-                 executor, address, workers, max_retries, gpus_per_job):
+def tune_command(task, condition, config_file, n_trials, timeout, storage, study_name, threads, device,
+                 no_progress, executor, address, workers, max_retries, gpus_per_job):
     """Tune TASK's training hyperparameters with Optuna, tracked in MLflow.
 
     The objective is the English dev score (strict zero-shot: no target-language
@@ -50,7 +52,7 @@ def tune_command(task, condition, config_file, n_trials, timeout, storage, study
     from xstilts.tracking.store import RunStore
 
     storage = storage or os.environ.get("XSTILTS_OPTUNA_STORAGE")  # set by `xstilts server start`
-    cfg, target = _request(task, condition, config_file, n_trials, timeout, storage, study_name, threads)
+    cfg, target = _request(task, condition, config_file, n_trials, timeout, storage, study_name, threads, device)
     if executor == "ray":
         return _tune_on_ray(cfg, target, condition, address, workers, max_retries, gpus_per_job)
     set_threads(cfg.threads)
@@ -81,7 +83,7 @@ def _tune_on_ray(cfg, target, condition, address, workers, max_retries, gpus_per
     click.echo(f"MLflow run {outcome.parent_run_id}")
 
 
-def _request(task, condition, config_file, n_trials, timeout, storage, study_name, threads):
+def _request(task, condition, config_file, n_trials, timeout, storage, study_name, threads, device=None):
     """The grid config (one target, tuning enabled, flags applied) and its target."""
     from dataclasses import replace
 
@@ -104,6 +106,8 @@ def _request(task, condition, config_file, n_trials, timeout, storage, study_nam
         cfg.conditions = [*cfg.conditions, condition]
     if threads is not None:
         cfg.threads = threads
+    if device is not None:
+        cfg.device = device
     cfg.validate(source=path)
     return cfg, target
 
