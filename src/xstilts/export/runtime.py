@@ -24,10 +24,14 @@ SERVE_MANIFEST = "xstilts_serve.json"
 
 @dataclass(frozen=True)
 class SessionSettings:
-    """ONNX Runtime's threading: ``intra_op`` threads per operator (0: ORT's default), ``inter_op`` across."""
+    """ONNX Runtime's threading: ``intra_op`` threads per operator (0: ORT's default), ``inter_op`` across;
+    ``spinning``: idle ORT threads busy-wait for the next operator (ORT's default). Off by default here: a
+    server shares its cores with the HTTP event loop (and, in a loopback benchmark, the client), which
+    spinning threads starve between calls."""
 
     intra_op_threads: int = 0
     inter_op_threads: int = 0
+    spinning: bool = False
 
     def options(self):
         import onnxruntime as ort
@@ -36,6 +40,8 @@ class SessionSettings:
         so.intra_op_num_threads = self.intra_op_threads
         so.inter_op_num_threads = self.inter_op_threads
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spinning else "0")
+        so.add_session_config_entry("session.inter_op.allow_spinning", "1" if self.spinning else "0")
         return so
 
 

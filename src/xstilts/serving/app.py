@@ -35,9 +35,11 @@ from xstilts.serving.schemas import SCORING_REQUEST, TaskRequest
 class ServeSettings:
     limits: Limits = field(default_factory=Limits)
     max_batch_rows: int = 32         # rows per ONNX Runtime call across concurrent requests
-    max_wait_ms: float = 5.0         # how long a batch waits for more requests
+    max_wait_ms: float = 0.0         # how long a batch waits for more requests (0: only those waiting)
     intra_op_threads: int = 0        # ONNX Runtime threads per operator (0: its default)
     inter_op_threads: int = 0
+    workers: int = 1                 # batches of one model running at once
+    spinning: bool = False           # ONNX Runtime's busy-waiting threads
 
 
 class _Served:
@@ -45,7 +47,10 @@ class _Served:
 
     def __init__(self, model, settings: ServeSettings) -> None:
         self.model = model
-        kw = dict(max_batch_rows=settings.max_batch_rows, max_wait_s=settings.max_wait_ms / 1000)
+        # a row-wise (int8) model runs every row alone anyway: joining requests would only make the
+        # last row wait for the others, so its batches are single requests spread over the workers
+        rows = 1 if getattr(model.model, "row_wise", False) else settings.max_batch_rows
+        kw = dict(max_batch_rows=rows, max_wait_s=settings.max_wait_ms / 1000, workers=settings.workers)
         self.batcher = DynamicBatcher(model.predict, **kw)                  # /invocations: plain outputs
         self.described = DynamicBatcher(model.predict_described, **kw)      # task-shaped endpoints
 

@@ -1,9 +1,11 @@
 """Dynamic batching: concurrent requests to one model are answered by one ONNX Runtime call.
 
-The first waiting request opens a batch; requests arriving within ``max_wait_s`` join it
-until it holds ``max_batch_rows`` rows. The batch runs in the model's own worker thread
-(the event loop keeps accepting requests); each request gets its own rows' answers. When
-a joint batch fails, its requests are retried one by one so one bad request fails alone.
+A free worker takes the first waiting request; requests arriving within ``max_wait_s`` join
+its batch until it holds ``max_batch_rows`` rows (``max_wait_s`` 0: only the requests already
+waiting join, so a lone request never waits and batches form while the workers are busy).
+Up to ``workers`` batches run at once, each in a worker thread of the model's (the event
+loop keeps accepting requests); each request gets its own rows' answers. When a joint batch
+fails, its requests are retried one by one so one bad request fails alone.
 """
 from __future__ import annotations
 
@@ -15,11 +17,12 @@ from typing import Any
 
 class DynamicBatcher:
     def __init__(self, predict: Callable[[list[dict]], list[Any]], *, max_batch_rows: int = 32,
-                 max_wait_s: float = 0.005) -> None:
+                 max_wait_s: float = 0.005, workers: int = 1) -> None:
         self.predict = predict
         self.max_batch_rows = max_batch_rows
         self.max_wait_s = max_wait_s
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix="xstilts-batch")
+        self.workers = max(1, workers)
+        self.executor = ThreadPoolExecutor(self.workers, thread_name_prefix="xstilts-batch")
         self.batches = 0
         self.rows = 0
         self._queue: asyncio.Queue | None = None
@@ -28,7 +31,7 @@ class DynamicBatcher:
 
     def stats(self) -> dict[str, Any]:
         return {"max_batch_rows": self.max_batch_rows, "max_wait_ms": self.max_wait_s * 1000,
-                "batches": self.batches, "rows": self.rows}
+                "workers": self.workers, "batches": self.batches, "rows": self.rows}
 
     async def submit(self, rows: list[dict]) -> list[Any]:
         loop = asyncio.get_running_loop()
@@ -46,20 +49,26 @@ class DynamicBatcher:
         deadline = loop.time() + self.max_wait_s
         while n < self.max_batch_rows:
             timeout = deadline - loop.time()
-            if timeout <= 0:
-                break
             try:
-                item = await asyncio.wait_for(self._queue.get(), timeout)
-            except asyncio.TimeoutError:
+                item = self._queue.get_nowait() if timeout <= 0 else await asyncio.wait_for(self._queue.get(), timeout)
+            except (asyncio.TimeoutError, asyncio.QueueEmpty):
                 break
             items.append(item)
             n += len(item[0])
         return items
 
     async def _work(self) -> None:
+        free = asyncio.Semaphore(self.workers)
         while True:
+            await free.acquire()
             items = await self._gather()
+            asyncio.get_running_loop().create_task(self._run_then_release(items, free))
+
+    async def _run_then_release(self, items, free: asyncio.Semaphore) -> None:
+        try:
             await self._run(items)
+        finally:
+            free.release()
 
     async def _run(self, items) -> None:
         loop = asyncio.get_running_loop()

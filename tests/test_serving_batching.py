@@ -1,0 +1,90 @@
+"""The serving batcher's workers and waiting policy, and the server's parallelism defaults."""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from xstilts.serving.batching import DynamicBatcher
+
+
+def test_two_workers_run_two_batches_at_once():
+    """Each call waits until another call is running beside it: with 2 workers both finish, with 1
+    the barrier would time out."""
+    barrier = threading.Barrier(2, timeout=5)
+
+    def predict(rows):
+        barrier.wait()
+        return [r["x"] * 10 for r in rows]
+
+    batcher = DynamicBatcher(predict, max_batch_rows=1, max_wait_s=0, workers=2)
+
+    async def main():
+        return await asyncio.gather(batcher.submit([{"x": 1}]), batcher.submit([{"x": 2}]))
+
+    assert asyncio.run(main()) == [[10], [20]]
+    assert batcher.stats()["batches"] == 2 and batcher.stats()["workers"] == 2
+
+
+def test_without_a_wait_a_lone_request_runs_at_once_and_busy_workers_batch_the_rest():
+    started = threading.Event()
+    release = threading.Event()
+    calls: list[int] = []
+
+    def predict(rows):
+        calls.append(len(rows))
+        if len(calls) == 1:
+            started.set()
+            release.wait(5)
+        return [r["x"] for r in rows]
+
+    batcher = DynamicBatcher(predict, max_batch_rows=32, max_wait_s=0, workers=1)
+
+    async def main():
+        t = time.perf_counter()
+        first = asyncio.ensure_future(batcher.submit([{"x": 0}]))
+        while not started.is_set():
+            await asyncio.sleep(0.001)
+        waited = time.perf_counter() - t
+        rest = [asyncio.ensure_future(batcher.submit([{"x": i}])) for i in range(1, 6)]
+        await asyncio.sleep(0.05)  # all five queue while the only worker is busy
+        release.set()
+        return waited, await first, await asyncio.gather(*rest)
+
+    waited, first, rest = asyncio.run(main())
+    assert waited < 0.5 and first == [0] and rest == [[1], [2], [3], [4], [5]]
+    assert calls == [1, 5]  # the five waiting requests shared one call
+
+
+def test_a_failing_joint_batch_fails_only_its_bad_request():
+    def predict(rows):
+        if any(r["x"] < 0 for r in rows):
+            raise ValueError("negative")
+        return [r["x"] for r in rows]
+
+    batcher = DynamicBatcher(predict, max_batch_rows=8, max_wait_s=0.05, workers=2)
+
+    async def main():
+        return await asyncio.gather(batcher.submit([{"x": 1}]), batcher.submit([{"x": -1}]),
+                                    batcher.submit([{"x": 3}]), return_exceptions=True)
+
+    good, bad, other = asyncio.run(main())
+    assert good == [1] and other == [3] and isinstance(bad, ValueError)
+
+
+@pytest.mark.parametrize("workers,threads,cores,expected", [
+    (0, 0, 2, (2, 1)), (0, 0, 16, (4, 4)), (0, 0, 1, (1, 1)), (1, 0, 2, (1, 2)), (3, 2, 16, (3, 2)),
+])
+def test_parallelism_defaults_share_the_cores_among_the_workers(workers, threads, cores, expected):
+    from xstilts.serving.commands import parallelism
+
+    assert parallelism(workers, threads, cores) == expected
+
+
+def test_onnx_runtime_threads_do_not_spin_unless_asked():
+    from xstilts.export.runtime import SessionSettings
+
+    assert SessionSettings().options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert SessionSettings(spinning=True).options().get_session_config_entry("session.intra_op.allow_spinning") == "1"
