@@ -288,7 +288,7 @@ def evaluate_model(model_ref: str, task: str, *, langs: list[str] | None = None,
     """
     from xstilts.families import resolve_lengths
     from xstilts.runtime.cpu import resolve_bf16
-    from xstilts.runtime.device import model_device, resolve_device
+    from xstilts.runtime.device import resolve_device
     from xstilts.runtime.timing import Timings
     from xstilts.tasks import get_task
 
@@ -304,10 +304,8 @@ def evaluate_model(model_ref: str, task: str, *, langs: list[str] | None = None,
         items = [load_language_data(t, lang, split, max_examples=max_examples, bucc_policy=bucc_threshold_policy)
                  for lang in languages]
     with timings.phase("model_load"):
-        em = model or load_eval_model(model_ref, needs_head=t.family.needs_head, store=store,
-                                      num_hidden_layers=num_hidden_layers)
-        if where.type != "cpu" or model_device(em.encoder).type != "cpu":
-            em.to(where)
+        em = _placed(model or load_eval_model(model_ref, needs_head=t.family.needs_head, store=store,
+                                              num_hidden_layers=num_hidden_layers), where)
     # a head sees inputs cut as in its training; retrieval keeps XTREME's protocol (encoder only)
     max_length, _ = resolve_lengths(t, max_length or (em.max_length if t.family.needs_head else None))
     head = resolve_head(em.model, t) if t.family.needs_head else None
@@ -327,12 +325,23 @@ def evaluate_model(model_ref: str, task: str, *, langs: list[str] | None = None,
     report = _report(str(model_ref), t, split, settings, results, time.perf_counter() - start, pred_dir)
     write_report(report, out_dir)
     if log_to_mlflow:
-        if store is None:
-            from xstilts.tracking.store import RunStore
-
-            store = RunStore.open()
-        report.run_id = log_report(report, em, store, run_id=run_id)
+        report.run_id = log_report(report, em, store or _open_store(), run_id=run_id)
     return report
+
+
+def _placed(em: EvalModel, where) -> EvalModel:
+    """``em`` on the device ``where`` (a model already on the CPU, evaluated there, is not touched)."""
+    from xstilts.runtime.device import model_device
+
+    if where.type != "cpu" or model_device(em.encoder).type != "cpu":
+        em.to(where)
+    return em
+
+
+def _open_store():
+    from xstilts.tracking.store import RunStore
+
+    return RunStore.open()
 
 
 def _settings(em, t, model_ref: str, split: str, languages: list[str], head: str | None, *, max_examples,
