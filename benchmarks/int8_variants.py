@@ -1,14 +1,15 @@
 """int8 variants of one registered tagging/classification model: metric drift against PyTorch.
 
 Each variant is one of :func:`xstilts.export.graphs.quantize_int8`'s quantizations of the same
-fp32 trace: ``blockwise`` (the export's: MatMulNBits, 8-bit weights and int8 compute in blocks of
-128; ``blockwise_32``: blocks of 32) or ONNX Runtime's ``dynamic`` int8 (per-channel signed
+fp32 trace: ``rowwise`` (the export's: int8 weights per output channel, int8 activations per
+token), ``blockwise`` (MatMulNBits, 8-bit weights and int8 compute in blocks of 128;
+``blockwise_32``: blocks of 32) or ONNX Runtime's ``dynamic`` int8 (per-channel signed
 weights, one activation scale per tensor), the latter also with some MatMuls kept in fp32
 (``nodes_to_exclude``), ``reduce_range`` (7-bit weights, ONNX Runtime's advice against u8s8
 saturation on AVX2 CPUs without VNNI) or only MatMuls quantized (the word-embedding Gather kept
 fp32). Drift is the export check's own figure (:func:`xstilts.export.checks.metric_drift`:
-English dev and two low-resource languages with local gold), every row served alone as the
-server serves int8. Prints the CPU with it: int8 kernels differ by CPU (VNNI, AMX), so drift
+English dev and two low-resource languages with local gold), each run as the server runs it
+(blockwise and dynamic: every row alone; rowwise: batched). Prints the CPU with it: int8 kernels differ by CPU (VNNI, AMX), so drift
 does too.
 
     MLFLOW_TRACKING_URI=... python benchmarks/int8_variants.py --model models:/xstilts-target-panx@champion
@@ -22,13 +23,13 @@ from pathlib import Path
 
 
 def variants(names: list[str]) -> dict[str, dict]:
-    """Variant -> keyword arguments of ``quantize_int8`` (``blockwise`` is what the export does)."""
+    """Variant -> keyword arguments of ``quantize_int8`` (``rowwise`` is what the export does)."""
     dense_out = [n for n in names if "/output/dense/" in n]  # attention output and FFN output
     ffn_out = [n for n in names if "/output/dense/" in n and "attention" not in n]
     last2 = [n for n in names if "layer.10/" in n or "layer.11/" in n]
     head = [n for n in names if "layer." not in n]
     dyn = dict(method="dynamic")
-    return {"blockwise": dict(method="blockwise"), "blockwise_32": dict(method="blockwise", block_size=32),
+    return {"rowwise": dict(method="rowwise"), "blockwise": dict(method="blockwise"), "blockwise_32": dict(method="blockwise", block_size=32),
             "per_channel": dyn, "fp32_dense_out": {**dyn, "nodes_to_exclude": dense_out},
             "fp32_ffn_out": {**dyn, "nodes_to_exclude": ffn_out}, "fp32_head": {**dyn, "nodes_to_exclude": head},
             "fp32_last2": {**dyn, "nodes_to_exclude": last2}, "reduce_range": {**dyn, "reduce_range": True},
@@ -71,7 +72,8 @@ def main() -> None:
         dst = out / f"{name}.onnx"
         quantize_int8(src, dst, **kwargs)
         t0 = time.perf_counter()
-        drift = checks.metric_drift(task, torch_side, OnnxModel(dst, head=head, tokenizer=em.tokenizer, row_wise=True),
+        model = OnnxModel(dst, head=head, tokenizer=em.tokenizer, int8=kwargs["method"])
+        drift = checks.metric_drift(task, torch_side, model,
                                     em.tokenizer, head=head, max_length=max_length, doc_stride=stride,
                                     max_examples=args.max_examples)
         results[name] = {**{k: (len(v) if isinstance(v, list) and k == "nodes_to_exclude" else v)

@@ -15,8 +15,8 @@ import click
               help="The task to export (default: the model's only head). Without --model: the best "
                    "xstilts-target-TASK version (see `xstilts champion`).")
 @click.option("--quantize", type=click.Choice(["none", "int8"]), default="none", show_default=True,
-              help="int8: ONNX Runtime's blockwise int8 (MatMulNBits: 8-bit weights and int8 compute in "
-                   "blocks of 128; the word embeddings stay fp32).")
+              help="int8: int8 weights per output channel and int8 activations per token on ONNX Runtime's "
+                   "int8 GEMM (MatMulIntegerToFloat); the word embeddings stay fp32.")
 @click.option("--max-examples", type=int, default=1000, show_default=True,
               help="Examples per language of the metric check (English dev and two low-resource languages "
                    "whose gold holds >= 500 examples where the task has them): with 1,000 PAN-X sentences one "

@@ -14,6 +14,7 @@ from xstilts.export.runtime import GRAPH, SERVE_MANIFEST, TOKENIZER_DIR, OnnxMod
 
 log = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "int8")
+INT8_METHOD = "rowwise"      # see xstilts.export.graphs.quantize_int8
 BUNDLE_FORMAT = 1
 
 
@@ -62,7 +63,7 @@ def write_graph(em, task, head: str | None, module, out: Path, *, precision: str
                                        max_length=max_length, doc_stride=doc_stride, batch_size=2)[0]
     fp32 = export_graph(module, sample, out / ("fp32.onnx" if precision == "int8" else GRAPH), family=task.family)
     if precision == "int8":
-        quantize_int8(fp32, out / GRAPH)
+        quantize_int8(fp32, out / GRAPH, method=INT8_METHOD)
         fp32.unlink()
     return out / GRAPH
 
@@ -96,7 +97,8 @@ def export_model(model_ref: str, *, task_name: str | None = None, precision: str
     graph = write_graph(em, task, head, module, out, precision=precision, max_length=max_length,
                         doc_stride=doc_stride)
     store_tokenizer(em.tokenizer, out / TOKENIZER_DIR)
-    onnx_model = OnnxModel(graph, head=head, tokenizer=em.tokenizer, row_wise=precision == "int8")  # as served
+    onnx_model = OnnxModel(graph, head=head, tokenizer=em.tokenizer,  # as served
+                           int8=INT8_METHOD if precision == "int8" else None)
     parity = checks.logit_parity(task, module, onnx_model, em.tokenizer, max_length=max_length,
                                  doc_stride=doc_stride, sentences=checks.parity_sentences(per_lang=parity_per_lang))
     drift = checks.metric_drift(task, torch_side, onnx_model, em.tokenizer, head=head, max_length=max_length,
@@ -115,7 +117,7 @@ def _manifest(em, task, head, precision, max_length, doc_stride, parity, drift) 
     return {
         "format_version": BUNDLE_FORMAT, "task": task.name, "family": family.name, "head": head,
         "labels": list(task.labels) if task.labels else None, "max_length": max_length, "doc_stride": doc_stride,
-        "precision": precision, "opset": OPSET, "inputs": list(INPUT_NAMES),
+        "precision": precision, "int8_method": INT8_METHOD if precision == "int8" else None, "opset": OPSET, "inputs": list(INPUT_NAMES),
         "input_axes": list(family.export_input_axes), "outputs": {k: list(v) for k, v in family.export_outputs.items()},
         "source_model": em.ref, "base_model": em.tags.get("base_encoder") or "default",
         "serving": family.serving.to_dict(), "endpoint": family.endpoint,
@@ -139,6 +141,8 @@ def _tags(em, task, manifest: dict) -> dict[str, str]:
             "parity.max_abs_diff": f"{parity['max_abs_diff']:.3g}", "parity.languages": parity["languages"],
             "metric.split": metric["split"], "metric.max_examples": metric["max_examples"],
             "metric.max_abs_drift": f"{metric['max_abs_drift']:.4f}"}
+    if manifest.get("int8_method"):
+        tags["int8_method"] = manifest["int8_method"]
     for lang, r in metric["languages"].items():
         tags[f"metric.{lang}.torch"] = f"{r['torch']:.2f}"
         tags[f"metric.{lang}.onnx"] = f"{r['onnx']:.2f}"

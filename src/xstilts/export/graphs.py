@@ -76,32 +76,38 @@ def export_graph(module: nn.Module, sample: dict, path: str | os.PathLike[str], 
     return path
 
 
-#: int8 methods of :func:`quantize_int8` (``blockwise``: what ``xstilts export --quantize int8`` does).
-INT8_METHODS = ("blockwise", "dynamic")
-#: weights and activations are quantized in blocks of this many values along the reduced axis
+#: int8 methods of :func:`quantize_int8` (``rowwise``: what ``xstilts export --quantize int8`` does).
+INT8_METHODS = ("rowwise", "blockwise", "dynamic")
+#: methods whose activation scales do not follow each row alone: served one request row at a time
+BATCH_DEPENDENT_INT8 = ("blockwise", "dynamic")
+#: blockwise: weights and activations are quantized in blocks of this many values along the reduced axis
 INT8_BLOCK = 128
 
 
-def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, method: str = "blockwise",
+def quantize_int8(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, method: str = "rowwise",
                   block_size: int = INT8_BLOCK, nodes_to_exclude: Sequence[str] = (),
                   reduce_range: bool = False, op_types: Sequence[str] = ()) -> Path:
-    """int8 quantization of an fp32 graph with ONNX Runtime's quantizers.
+    """int8 quantization of an fp32 graph.
 
-    ``blockwise`` (the export's): every MatMul with a constant weight becomes ONNX Runtime's
-    ``MatMulNBits`` with 8-bit symmetric weights in blocks of ``block_size`` along the input
-    axis, computed in int8 (``accuracy_level`` 4: each token's activations are quantized per
-    block too). Scales follow each block of each row, so a row's answer does not depend on the
-    other rows of its batch, and an outlier moves one block's scale, not the whole tensor's.
+    ``rowwise`` (the export's, :mod:`xstilts.export.int8_rowwise`): int8 weights per output
+    channel, uint8 activations scaled per token, on ONNX Runtime's u8 x s8 GEMM (VNNI / AMX).
+    ``blockwise``: ONNX Runtime's ``MatMulNBits`` with 8-bit symmetric weights in blocks of
+    ``block_size``, computed in int8 (``accuracy_level`` 4: activations quantized per block).
     ``dynamic``: ``quantize_dynamic`` (int8 weights per output channel, one activation scale per
-    tensor per call); ``nodes_to_exclude`` (MatMuls kept fp32), ``reduce_range`` (7-bit
-    weights) and ``op_types`` apply to it only.
+    tensor per call: a row's answer depends on its batch); ``nodes_to_exclude`` (MatMuls kept
+    fp32), ``reduce_range`` (7-bit weights) and ``op_types`` apply to it only.
 
-    Measured on a one-seed default-grid PAN-X model (12 layers; PAN-X dev, up to 1,000 sentences
-    per language; 2-core AMX Xeon; ``benchmarks/int8_variants.py``): F1 drift en / jv / ml / my / te
-    blockwise -0.37 / -0.66 / +0.01 / 0.00 / +0.13, dynamic -0.73 / -0.33 / -1.47 / +0.35 / -0.92
-    (jv and my have 100 dev sentences: one entity moves their F1 by about 0.9 point). Earlier
-    dynamic figures: default champion of the 5-seed grid -1.55 / (sw) -1.37 / (ml) 0.00 on the same
-    Xeon kind; -2.60 / +2.61 / +1.12 (en / jv / ml) on a 2-core AVX2-only AMD EPYC."""
+    Measured on the champion of a one-seed default-grid PAN-X run (12 layers; 1,000 PAN-X dev
+    sentences per language; 2-core AMX Xeon, ORT 1.32): F1 drift en / ml / te / mr / sw rowwise
+    +0.05 / +0.41 / -0.03 / +0.70 / -0.05, blockwise 0.00 / +0.35 / +0.17 / +0.22 / +0.53;
+    one sentence of 128 tokens, one thread: rowwise 23 ms, blockwise 42 ms (fp32 speed).
+    Earlier, on another one-seed model (en / jv / ml / my / te): blockwise -0.37 / -0.66 / +0.01 /
+    0.00 / +0.13, dynamic -0.73 / -0.33 / -1.47 / +0.35 / -0.92; 7-bit rowwise weights or
+    activations moved en by -1.4 / -0.9, so both stay 8-bit."""
+    if method == "rowwise":
+        from xstilts.export.int8_rowwise import quantize_rowwise
+
+        return quantize_rowwise(src, dst)
     if method == "dynamic":
         from onnxruntime.quantization import QuantType, quantize_dynamic
 

@@ -49,18 +49,24 @@ class OnnxModel:
     """An ONNX Runtime session with the call shapes evaluation uses (``predict``, ``embed_sentences``)."""
 
     def __init__(self, path: str | os.PathLike[str], *, head: str | None = None, tokenizer: Any = None,
-                 settings: SessionSettings = SessionSettings(), row_wise: bool = False) -> None:
+                 settings: SessionSettings = SessionSettings(), int8: str | None = None) -> None:
+        """``int8``: the graph's int8 method (None: fp32); a method whose scales span the batch runs
+        every row alone (``row_wise``), a row-wise int8 graph is made exact for this CPU first."""
         import onnxruntime as ort
 
+        from xstilts.export.graphs import BATCH_DEPENDENT_INT8
+        from xstilts.export.int8_rowwise import exact_graph
+
         self.path = Path(path)
-        self.session = ort.InferenceSession(str(path), settings.options(), providers=["CPUExecutionProvider"])
+        source = exact_graph(path) if int8 == "rowwise" else str(path)
+        self.session = ort.InferenceSession(source, settings.options(), providers=["CPUExecutionProvider"])
         self.head = head
         self.tokenizer = tokenizer
         self.output_names = [o.name for o in self.session.get_outputs()]
         # where each output has the sequence axis (the export names its dynamic axes), for row_wise
         self.sequence_axis = {o.name: o.shape.index("sequence") if "sequence" in o.shape else None
                               for o in self.session.get_outputs()}
-        self.row_wise = row_wise
+        self.row_wise = int8 in BATCH_DEPENDENT_INT8
 
     # the parts of nn.Module that xstilts.evaluation.predict touches
     def eval(self) -> OnnxModel:
@@ -136,6 +142,13 @@ def read_serve_manifest(bundle: str | os.PathLike[str]) -> dict:
         raise XstiltsError(f"{bundle}: not an exported xstilts bundle (no {SERVE_MANIFEST})") from None
 
 
+def int8_method(manifest: dict) -> str | None:
+    """The bundle's int8 method, None for fp32 (bundles written before the field were blockwise)."""
+    if manifest.get("precision") != "int8":
+        return None
+    return manifest.get("int8_method", "blockwise")
+
+
 class ServedModel:
     """One exported bundle, loaded: predicts request rows as its family serves them."""
 
@@ -151,7 +164,7 @@ class ServedModel:
         self.family = self.task.family
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.bundle / TOKENIZER_DIR))
         self.model = OnnxModel(self.bundle / GRAPH, head=self.manifest.get("head"), tokenizer=self.tokenizer,
-                               settings=settings, row_wise=self.manifest.get("precision") == "int8")
+                               settings=settings, int8=int8_method(self.manifest))
         self.name = name or self.manifest.get("registered_name") or f"xstilts-serve-{self.task.name}"
         self.version = version or str(self.manifest.get("version") or "")
 

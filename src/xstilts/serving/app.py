@@ -47,8 +47,8 @@ class _Served:
 
     def __init__(self, model, settings: ServeSettings) -> None:
         self.model = model
-        # a row-wise (int8) model runs every row alone anyway: joining requests would only make the
-        # last row wait for the others, so its batches are single requests spread over the workers
+        # a model that runs every row alone (blockwise or dynamic int8) gains nothing from joining
+        # requests, which would only make the last row wait for the others: single-request batches
         rows = 1 if getattr(model.model, "row_wise", False) else settings.max_batch_rows
         kw = dict(max_batch_rows=rows, max_wait_s=settings.max_wait_ms / 1000, workers=settings.workers)
         self.batcher = DynamicBatcher(model.predict, **kw)                  # /invocations: plain outputs

@@ -1,0 +1,126 @@
+"""Row-wise int8 graphs (xstilts.export.int8_rowwise) on a two-MatMul graph built here."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+
+def _graph(path, seed=0):
+    """y = relu(x @ W1) @ W2 with x (batch, seq, 16): two MatMuls with constant weights, one not."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    w1 = rng.normal(size=(16, 24)).astype(np.float32)
+    w2 = rng.normal(size=(24, 8)).astype(np.float32)
+    w2[:, 3] = 0.0  # an all-zero output channel: its scale must not divide by zero
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("MatMul", ["r", "w2"], ["y"]),
+             helper.make_node("MatMul", ["x", "xt"], ["g"])]  # no constant weight: left alone
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "s", 16])
+    xt = helper.make_tensor_value_info("xt", TensorProto.FLOAT, ["b", 16, "s"])
+    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y", "g")]
+    graph = helper.make_graph(nodes, "g", [x, xt], outs, [numpy_helper.from_array(w1, "w1"),
+                                                           numpy_helper.from_array(w2, "w2")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    return w1, w2
+
+
+def _reference(x, w):
+    """The row-wise int8 product in numpy: per-token uint8 activations, per-channel int8 weights."""
+    s_x = np.maximum(np.abs(x).max(-1, keepdims=True), 1e-8) / 127
+    q = np.round(x * (127 / np.maximum(np.abs(x).max(-1, keepdims=True), 1e-8)))
+    s_w = np.abs(w).max(0) / 127
+    s_w[s_w == 0] = 1.0
+    wq = np.clip(np.round(w / s_w), -127, 127)
+    return (q @ wq) * s_w * s_x
+
+
+def _run(source, x):
+    sess = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
+    return sess.run(None, {"x": x, "xt": np.swapaxes(x, 1, 2).copy()})
+
+
+def test_rowwise_graph_is_the_numpy_definition_and_leaves_other_matmuls(tmp_path):
+    from xstilts.export.int8_rowwise import quantize_rowwise
+
+    w1, w2 = _graph(tmp_path / "f.onnx")
+    quantize_rowwise(tmp_path / "f.onnx", tmp_path / "q.onnx")
+    q = onnx.load(str(tmp_path / "q.onnx"))
+    ops = [n.op_type for n in q.graph.node]
+    assert ops.count("MatMulIntegerToFloat") == 2 and ops.count("MatMul") == 1
+    x = np.random.default_rng(1).normal(size=(3, 5, 16)).astype(np.float32)
+    y, g = _run(str(tmp_path / "q.onnx"), x)
+    h = np.maximum(_reference(x, w1), 0)
+    np.testing.assert_allclose(y, _reference(h, w2), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(g, x @ np.swapaxes(x, 1, 2), rtol=1e-5)  # the fp32 MatMul untouched
+    fy = np.maximum(x @ w1, 0) @ w2
+    assert np.abs(y - fy).max() < 0.05 * np.abs(fy).max()  # and close to fp32
+
+
+def test_a_rows_answer_does_not_depend_on_its_batch(tmp_path):
+    """Each token has its own scale: a row alone equals the row beside others and beside padding."""
+    from xstilts.export.int8_rowwise import quantize_rowwise
+
+    _graph(tmp_path / "f.onnx")
+    quantize_rowwise(tmp_path / "f.onnx", tmp_path / "q.onnx")
+    rng = np.random.default_rng(2)
+    batch = rng.normal(size=(4, 7, 16)).astype(np.float32)
+    batch[0] *= 50  # a loud neighbour would move a per-tensor scale
+    batch[2, 4:] = 0  # padding
+    together = _run(str(tmp_path / "q.onnx"), batch)[0]
+    for i in range(4):
+        alone = _run(str(tmp_path / "q.onnx"), batch[i:i + 1])[0]
+        assert np.array_equal(alone[0], together[i])
+    short = _run(str(tmp_path / "q.onnx"), batch[2:3, :4])[0]
+    assert np.array_equal(short[0], together[2, :4])
+
+
+def test_u8u8_version_gives_the_same_outputs(tmp_path):
+    """The exact form for CPUs whose u8 x s8 kernel saturates: uint8 weights + zero point 128."""
+    from xstilts.export.int8_rowwise import exact_graph, quantize_rowwise, to_u8u8
+
+    _graph(tmp_path / "f.onnx")
+    quantize_rowwise(tmp_path / "f.onnx", tmp_path / "q.onnx")
+    x = np.random.default_rng(3).normal(size=(2, 6, 16)).astype(np.float32)
+    u8u8 = exact_graph(tmp_path / "q.onnx", saturating=True)
+    assert isinstance(u8u8, bytes)
+    model = onnx.load_from_string(u8u8)
+    assert {i.data_type for i in model.graph.initializer if i.name.endswith("_q")} == {onnx.TensorProto.UINT8}
+    for a, b in zip(_run(str(tmp_path / "q.onnx"), x), _run(u8u8, x)):
+        assert np.array_equal(a, b)
+    assert exact_graph(tmp_path / "q.onnx", saturating=False) == str(tmp_path / "q.onnx")
+    assert to_u8u8(model) == 0  # already converted: nothing left to change
+    fp32 = exact_graph(tmp_path / "f.onnx", saturating=True)
+    assert fp32 == str(tmp_path / "f.onnx")  # no row-wise int8 in it
+
+
+@pytest.mark.parametrize("flags, machine, saturating", [
+    ("fpu sse avx2 fma avx512f avx512bw", "x86_64", True),       # Skylake-X: vpmaddubsw
+    ("fpu sse avx2 fma", "x86_64", True),                         # AVX2-only EPYC, laptops
+    ("fpu avx2 avx512f avx512_vnni", "x86_64", False),            # VNNI: vpdpbusd, 32-bit sums
+    ("fpu avx2 avx_vnni", "x86_64", False),
+    ("fpu avx2 avx512_vnni amx_tile amx_int8", "x86_64", False),
+    ("", "x86_64", True),                                         # unknown x86: take the exact path
+    ("fp asimd asimddp", "aarch64", False),
+])
+def test_which_cpus_take_the_exact_path(flags, machine, saturating):
+    from xstilts.export.int8_rowwise import saturating_u8s8
+
+    cpuinfo = f"processor\t: 0\nmodel name\t: test\nflags\t\t: {flags}\n"
+    assert saturating_u8s8(cpuinfo, machine) is saturating
+
+
+def test_a_graph_without_weights_to_quantize_is_refused(tmp_path):
+    from onnx import TensorProto, helper
+
+    from xstilts.export.int8_rowwise import quantize_rowwise
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 2])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 2])])
+    onnx.save(helper.make_model(graph), str(tmp_path / "r.onnx"))
+    with pytest.raises(ValueError, match="no MatMul with a constant 2-D weight"):
+        quantize_rowwise(tmp_path / "r.onnx", tmp_path / "q.onnx")
