@@ -124,3 +124,59 @@ def test_a_graph_without_weights_to_quantize_is_refused(tmp_path):
     onnx.save(helper.make_model(graph), str(tmp_path / "r.onnx"))
     with pytest.raises(ValueError, match="no MatMul with a constant 2-D weight"):
         quantize_rowwise(tmp_path / "r.onnx", tmp_path / "q.onnx")
+
+
+def test_length_groups_bound_padding_and_cover_every_row():
+    from xstilts.export.runtime import length_groups
+
+    lengths = np.array([13, 115, 15, 128, 9, 80, 1])
+    groups = length_groups(lengths)
+    assert sorted(np.concatenate(groups).tolist()) == list(range(len(lengths)))
+    assert [g.tolist() for g in groups] == [[1, 3], [5], [0, 2], [4], [6]]
+    for g in groups:
+        assert lengths[g].max() <= 1.5 * lengths[g].min()
+
+
+def _tagger(path):
+    """input_ids -> embedding -> MatMul -> (batch, sequence, 3) logits, as an export names its axes."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(4)
+    nodes = [helper.make_node("Gather", ["emb", "input_ids"], ["h"]),
+             helper.make_node("Cast", ["attention_mask"], ["m"], to=TensorProto.FLOAT),
+             helper.make_node("Unsqueeze", ["m", "axis"], ["m3"]),
+             helper.make_node("Mul", ["h", "m3"], ["hm"]),
+             helper.make_node("MatMul", ["hm", "w"], ["logits"])]
+    ins = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "sequence"])
+           for n in ("input_ids", "attention_mask")]
+    out = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "sequence", 3])
+    inits = [numpy_helper.from_array(rng.normal(size=(50, 8)).astype(np.float32), "emb"),
+             numpy_helper.from_array(rng.normal(size=(8, 3)).astype(np.float32), "w"),
+             numpy_helper.from_array(np.array([-1], np.int64), "axis")]
+    graph = helper.make_graph(nodes, "t", ins, [out], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+
+
+def test_grouped_run_equals_the_whole_batch_on_every_real_token(tmp_path):
+    """OnnxModel.run cuts each length group to its longest row; real tokens get the whole batch's
+    outputs, padding positions get -1e4 where a group was cut, and row order is kept."""
+    from xstilts.export.int8_rowwise import quantize_rowwise
+    from xstilts.export.runtime import OnnxModel
+
+    _tagger(tmp_path / "t.onnx")
+    quantize_rowwise(tmp_path / "t.onnx", tmp_path / "q.onnx")
+    lengths = [3, 20, 4, 18, 1]
+    ids = np.zeros((5, 20), np.int64)
+    mask = np.zeros_like(ids)
+    rng = np.random.default_rng(5)
+    for i, n in enumerate(lengths):
+        ids[i, :n], mask[i, :n] = rng.integers(1, 50, n), 1
+    for path, int8 in ((tmp_path / "t.onnx", None), (tmp_path / "q.onnx", "rowwise"), (tmp_path / "q.onnx", "dynamic")):
+        model = OnnxModel(path, int8=int8)
+        assert model.row_wise == (int8 == "dynamic")
+        got = model.run({"input_ids": ids, "attention_mask": mask})[0]
+        whole = model.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+        assert got.shape == whole.shape
+        for i, n in enumerate(lengths):
+            np.testing.assert_allclose(got[i, :n], whole[i, :n], rtol=1e-6, atol=1e-6)
+        assert (got[0, 4:] == -1e4).all() and (got[4, 1:] == -1e4).all()

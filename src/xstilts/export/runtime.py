@@ -76,25 +76,24 @@ class OnnxModel:
         return iter(())
 
     def run(self, batch: dict) -> list[np.ndarray]:
-        feeds = {k: np.ascontiguousarray(np.asarray(batch[k]), dtype=np.int64) for k in ("input_ids", "attention_mask")}
-        if self.row_wise:
-            return self._run_rows(feeds["input_ids"], feeds["attention_mask"])
-        return self.session.run(self.output_names, feeds)
-
-    def _run_rows(self, ids: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
-        """Each row alone, cut to its own length, outputs padded back to the batch's width.
-
-        A dynamically quantized (int8) graph scales its activations per call from the whole
-        input, padding included, so batched, a row's answer would depend on which other rows
-        (requests) share its batch; run alone it is the same however it arrives."""
+        """The graph's outputs for ``batch``, run in groups of rows of similar length, each group cut to
+        its longest row (outputs padded back to the batch's width): a short request batched beside a
+        long one, or the short last window of a long text, costs its own length, not the longest's.
+        A graph that is not row-independent (``row_wise``) runs every row alone."""
+        ids, mask = (np.ascontiguousarray(np.asarray(batch[k]), dtype=np.int64) for k in ("input_ids", "attention_mask"))
         width = ids.shape[-1]
-        rows = []
-        for i in range(ids.shape[0]):
-            n = max(int(mask[i].reshape(-1, width).sum(-1).max()), 1)  # multiple choice: its longest choice
-            outs = self.session.run(self.output_names, {"input_ids": ids[i:i + 1, ..., :n],
-                                                        "attention_mask": mask[i:i + 1, ..., :n]})
-            rows.append([_pad_axis(o, self.sequence_axis[name], width) for o, name in zip(outs, self.output_names)])
-        return [np.concatenate([r[k] for r in rows]) for k in range(len(self.output_names))]
+        lengths = np.maximum(mask.reshape(ids.shape[0], -1, width).sum(-1).max(-1), 1)  # multiple choice: longest
+        groups = [np.array([i]) for i in range(len(ids))] if self.row_wise else length_groups(lengths)
+        if len(groups) == 1 and lengths.max() == width:
+            return self.session.run(self.output_names, {"input_ids": ids, "attention_mask": mask})
+        parts = []
+        for rows in groups:
+            n = int(lengths[rows].max())
+            outs = self.session.run(self.output_names, {"input_ids": ids[rows, ..., :n],
+                                                        "attention_mask": mask[rows, ..., :n]})
+            parts.append([_pad_axis(o, self.sequence_axis[name], width) for o, name in zip(outs, self.output_names)])
+        back = np.argsort(np.concatenate(groups), kind="stable")  # group order -> the batch's row order
+        return [np.concatenate([p[k] for p in parts])[back] for k in range(len(self.output_names))]
 
     def __call__(self, head: str | None, batch: dict):
         import torch
@@ -123,6 +122,24 @@ class OnnxModel:
                 out = np.empty((len(ids), pooled.shape[1]), dtype=np.float32)
             out[idx] = pooled
         return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+
+
+#: a row joins a length group while its length is at least the group's longest / this
+GROUP_SLACK = 1.5
+
+
+def length_groups(lengths: np.ndarray, slack: float = GROUP_SLACK) -> list[np.ndarray]:
+    """Row indices grouped by length, longest first; every row of a group is at least 1/``slack`` of
+    the group's longest, so padding costs at most ``slack`` times the real work (row order kept
+    within a group). Row-independent graphs give the same outputs however rows are grouped."""
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    groups: list[list[int]] = []
+    for i in order:
+        if groups and lengths[i] * slack >= lengths[groups[-1][0]]:
+            groups[-1].append(int(i))
+        else:
+            groups.append([int(i)])
+    return [np.array(sorted(g)) for g in groups]
 
 
 def _pad_axis(out: np.ndarray, axis: int | None, width: int) -> np.ndarray:
