@@ -9,8 +9,8 @@ weights, one activation scale per tensor), the latter also with some MatMuls kep
 saturation on AVX2 CPUs without VNNI) or only MatMuls quantized (the word-embedding Gather kept
 fp32). Drift is the export check's own figure (:func:`xstilts.export.checks.metric_drift`:
 English dev and two low-resource languages with local gold), each run as the server runs it
-(blockwise and dynamic: every row alone; rowwise: batched). Prints the CPU with it: int8 kernels differ by CPU (VNNI, AMX), so drift
-does too.
+(blockwise and dynamic: every row alone; rowwise: batched). Prints the CPU with it: int8 kernels
+differ by CPU (VNNI, AMX), so drift does too.
 
     MLFLOW_TRACKING_URI=... python benchmarks/int8_variants.py --model models:/xstilts-target-panx@champion
 """
@@ -29,7 +29,8 @@ def variants(names: list[str]) -> dict[str, dict]:
     last2 = [n for n in names if "layer.10/" in n or "layer.11/" in n]
     head = [n for n in names if "layer." not in n]
     dyn = dict(method="dynamic")
-    return {"rowwise": dict(method="rowwise"), "blockwise": dict(method="blockwise"), "blockwise_32": dict(method="blockwise", block_size=32),
+    return {"rowwise": dict(method="rowwise"), "blockwise": dict(method="blockwise"),
+            "blockwise_32": dict(method="blockwise", block_size=32),
             "per_channel": dyn, "fp32_dense_out": {**dyn, "nodes_to_exclude": dense_out},
             "fp32_ffn_out": {**dyn, "nodes_to_exclude": ffn_out}, "fp32_head": {**dyn, "nodes_to_exclude": head},
             "fp32_last2": {**dyn, "nodes_to_exclude": last2}, "reduce_range": {**dyn, "reduce_range": True},

@@ -117,7 +117,8 @@ def _manifest(em, task, head, precision, max_length, doc_stride, parity, drift) 
     return {
         "format_version": BUNDLE_FORMAT, "task": task.name, "family": family.name, "head": head,
         "labels": list(task.labels) if task.labels else None, "max_length": max_length, "doc_stride": doc_stride,
-        "precision": precision, "int8_method": INT8_METHOD if precision == "int8" else None, "opset": OPSET, "inputs": list(INPUT_NAMES),
+        "precision": precision, "int8_method": INT8_METHOD if precision == "int8" else None,
+        "opset": OPSET, "inputs": list(INPUT_NAMES),
         "input_axes": list(family.export_input_axes), "outputs": {k: list(v) for k, v in family.export_outputs.items()},
         "source_model": em.ref, "base_model": em.tags.get("base_encoder") or "default",
         "serving": family.serving.to_dict(), "endpoint": family.endpoint,

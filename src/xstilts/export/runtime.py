@@ -63,7 +63,7 @@ class OnnxModel:
         self.head = head
         self.tokenizer = tokenizer
         self.output_names = [o.name for o in self.session.get_outputs()]
-        # where each output has the sequence axis (the export names its dynamic axes), for row_wise
+        # where each output has the sequence axis (the export names its dynamic axes): cut rows are padded back
         self.sequence_axis = {o.name: o.shape.index("sequence") if "sequence" in o.shape else None
                               for o in self.session.get_outputs()}
         self.row_wise = int8 in BATCH_DEPENDENT_INT8
@@ -80,7 +80,8 @@ class OnnxModel:
         its longest row (outputs padded back to the batch's width): a short request batched beside a
         long one, or the short last window of a long text, costs its own length, not the longest's.
         A graph that is not row-independent (``row_wise``) runs every row alone."""
-        ids, mask = (np.ascontiguousarray(np.asarray(batch[k]), dtype=np.int64) for k in ("input_ids", "attention_mask"))
+        ids, mask = (np.ascontiguousarray(np.asarray(batch[k]), dtype=np.int64)
+                     for k in ("input_ids", "attention_mask"))
         width = ids.shape[-1]
         lengths = np.maximum(mask.reshape(ids.shape[0], -1, width).sum(-1).max(-1), 1)  # multiple choice: longest
         groups = [np.array([i]) for i in range(len(ids))] if self.row_wise else length_groups(lengths)
