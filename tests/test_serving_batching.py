@@ -74,6 +74,73 @@ def test_a_failing_joint_batch_fails_only_its_bad_request():
     assert good == [1] and other == [3] and isinstance(bad, ValueError)
 
 
+def test_a_long_request_runs_alone_while_short_ones_are_batched_and_answered_beside_it():
+    """With a cost, only requests of a similar cost share a batch: the long one's call blocks one worker,
+    the short ones run on the other and come back while it is still blocked."""
+    release = threading.Event()
+    calls: list[list[int]] = []
+
+    def predict(rows):
+        calls.append([r["x"] for r in rows])
+        if any(r["x"] >= 100 for r in rows):
+            release.wait(5)
+        return [r["x"] * 2 for r in rows]
+
+    batcher = DynamicBatcher(predict, max_batch_rows=32, max_wait_s=0.05, workers=2,
+                             cost=lambda rows: max(r["x"] for r in rows))
+
+    async def main():
+        long = asyncio.ensure_future(batcher.submit([{"x": 100}]))
+        short = [asyncio.ensure_future(batcher.submit([{"x": x}])) for x in (12, 10, 30)]
+        answered = await asyncio.wait_for(asyncio.gather(*short), 2)  # times out if they wait for the long one
+        release.set()
+        return answered, await long
+
+    answered, long = asyncio.run(main())
+    assert answered == [[24], [20], [60]] and long == [200]
+    assert calls == [[100], [12, 10], [30]]  # 10 is within 1.5x of 12 and joins it; 30 is not
+    assert batcher.stats()["batches"] == 3
+
+
+def test_the_oldest_request_leads_each_batch_and_takes_the_waiting_ones_of_its_cost():
+    started, release = threading.Event(), threading.Event()
+    calls: list[list[int]] = []
+
+    def predict(rows):
+        calls.append([r["x"] for r in rows])
+        if len(calls) == 1:
+            started.set()
+            release.wait(5)
+        return [r["x"] for r in rows]
+
+    batcher = DynamicBatcher(predict, max_batch_rows=32, max_wait_s=0, workers=1, cost=lambda rows: rows[0]["x"])
+
+    async def main():
+        first = asyncio.ensure_future(batcher.submit([{"x": 50}]))
+        while not started.is_set():
+            await asyncio.sleep(0.001)
+        rest = [asyncio.ensure_future(batcher.submit([{"x": x}])) for x in (10, 100, 12, 11, 90)]
+        await asyncio.sleep(0.05)  # all queue while the only worker is busy
+        release.set()
+        return await first, await asyncio.gather(*rest)
+
+    first, rest = asyncio.run(main())
+    assert first == [50] and rest == [[10], [100], [12], [11], [90]]
+    assert calls == [[50], [10, 12, 11], [100, 90]]
+
+
+def test_a_request_the_cost_cannot_read_is_still_answered_in_a_batch_of_its_own():
+    batcher = DynamicBatcher(lambda rows: [r.get("x") for r in rows], max_batch_rows=8, max_wait_s=0.05,
+                             cost=lambda rows: rows[0]["x"])
+
+    async def main():
+        return await asyncio.gather(batcher.submit([{"x": 1}]), batcher.submit([{"y": 2}]))
+
+    assert asyncio.run(main()) == [[1], [None]]
+    assert batcher.stats()["batches"] == 2  # its cost counts as 0, like no other request's
+
+
+
 @pytest.mark.parametrize("workers,threads,cores,expected", [
     (0, 0, 2, (2, 1)), (0, 0, 16, (4, 4)), (0, 0, 1, (1, 1)), (1, 0, 2, (1, 2)), (3, 2, 16, (3, 2)),
 ])

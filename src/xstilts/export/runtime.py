@@ -194,6 +194,17 @@ class ServedModel:
     def doc_stride(self) -> int:
         return int(self.manifest["doc_stride"])
 
+    def cost(self, rows: list[dict[str, Any]]) -> int:
+        """The width a request's rows will be padded to (its longest row's tokens, at most one window):
+        what the server's batcher groups requests by. A hint, not the featurizer's count: every text
+        field of a row is tokenized (words joined by spaces) and the counts summed."""
+        per_row = [[" ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v) for v in r.values()]
+                   for r in rows]
+        counts = iter(len(ids) for ids in self.tokenizer([t for texts in per_row for t in texts],
+                                                         add_special_tokens=False)["input_ids"])
+        longest = max((sum(next(counts) for _ in texts) for texts in per_row), default=0)
+        return min(longest + 2, self.max_length)
+
     def check(self, rows: list[dict[str, Any]]) -> None:
         """Raise ``XstiltsError`` naming the first row this model cannot featurize (before it is batched)."""
         self.family.check_served_rows(self.task, self.tokenizer, rows, max_length=self.max_length,

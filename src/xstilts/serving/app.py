@@ -50,7 +50,8 @@ class _Served:
         # a model that runs every row alone (blockwise or dynamic int8) gains nothing from joining
         # requests, which would only make the last row wait for the others: single-request batches
         rows = 1 if getattr(model.model, "row_wise", False) else settings.max_batch_rows
-        kw = dict(max_batch_rows=rows, max_wait_s=settings.max_wait_ms / 1000, workers=settings.workers)
+        kw = dict(max_batch_rows=rows, max_wait_s=settings.max_wait_ms / 1000, workers=settings.workers,
+                  cost=model.cost)
         self.batcher = DynamicBatcher(model.predict, **kw)                  # /invocations: plain outputs
         self.described = DynamicBatcher(model.predict_described, **kw)      # task-shaped endpoints
 
@@ -81,7 +82,7 @@ class _Served:
 
 def _stats(plain: dict[str, Any], described: dict[str, Any]) -> dict[str, Any]:
     """Both batchers of a model as one: batches and rows summed."""
-    return {**plain, "batches": plain["batches"] + described["batches"], "rows": plain["rows"] + described["rows"]}
+    return {**plain, **{k: plain[k] + described[k] for k in ("batches", "rows")}}
 
 
 def _error(status: int, message: str):

@@ -1,31 +1,49 @@
-"""Dynamic batching: concurrent requests to one model are answered by one ONNX Runtime call.
+"""Dynamic batching: concurrent requests to one model are answered by few ONNX Runtime calls.
 
-A free worker takes the first waiting request; requests arriving within ``max_wait_s`` join
-its batch until it holds ``max_batch_rows`` rows (``max_wait_s`` 0: only the requests already
-waiting join, so a lone request never waits and batches form while the workers are busy).
-Up to ``workers`` batches run at once, each in a worker thread of the model's (the event
-loop keeps accepting requests); each request gets its own rows' answers. When a joint batch
-fails, its requests are retried one by one so one bad request fails alone.
+A free worker takes the oldest waiting request; waiting requests of a similar ``cost`` (a
+request's padded length, say: at most ``COST_SLACK`` times apart) join its batch, and so do
+those arriving within ``max_wait_s``, until it holds ``max_batch_rows`` rows (``max_wait_s`` 0:
+only the requests already waiting join, so a lone request never waits and batches form while
+the workers are busy). The others stay queued for the next free worker: a short sentence is not
+held for a long text's call, nor bound to one busy worker while another goes free. Up to
+``workers`` batches run at once, each in a worker thread of the model's (the event loop keeps
+accepting requests). When a call fails, its requests are retried one by one, so one bad request
+fails alone.
 """
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
+
+#: requests join one batch while their costs are at most this many times apart
+COST_SLACK = 1.5
+
+
+@dataclass
+class _Waiting:
+    rows: list[dict]
+    future: asyncio.Future
+    cost: float
 
 
 class DynamicBatcher:
     def __init__(self, predict: Callable[[list[dict]], list[Any]], *, max_batch_rows: int = 32,
-                 max_wait_s: float = 0.005, workers: int = 1) -> None:
+                 max_wait_s: float = 0.005, workers: int = 1,
+                 cost: Callable[[list[dict]], float] | None = None) -> None:
         self.predict = predict
+        self.cost = cost
         self.max_batch_rows = max_batch_rows
         self.max_wait_s = max_wait_s
         self.workers = max(1, workers)
         self.executor = ThreadPoolExecutor(self.workers, thread_name_prefix="xstilts-batch")
         self.batches = 0
         self.rows = 0
-        self._queue: asyncio.Queue | None = None
+        self._pending: deque[_Waiting] = deque()
+        self._arrived: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._worker: asyncio.Task | None = None
 
@@ -36,65 +54,88 @@ class DynamicBatcher:
     async def submit(self, rows: list[dict]) -> list[Any]:
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # a new event loop (a test client, a restarted server)
-            self._loop, self._queue = loop, asyncio.Queue()
+            self._loop, self._arrived, self._pending = loop, asyncio.Event(), deque()
             self._worker = loop.create_task(self._work())
         future = loop.create_future()
-        await self._queue.put((rows, future))
+        self._pending.append(_Waiting(rows, future, self._cost_of(rows)))
+        self._arrived.set()
         return await future
 
-    async def _gather(self) -> list[tuple[list[dict], asyncio.Future]]:
+    def _cost_of(self, rows: list[dict]) -> float:
+        try:
+            return float(self.cost(rows)) if self.cost else 0.0
+        except Exception:  # noqa: BLE001 - a request the cost cannot read fails in predict, with its own error
+            return 0.0
+
+    async def _gather(self) -> list[_Waiting]:
+        """The oldest waiting request and those of a similar cost, waiting or arriving within ``max_wait_s``."""
         loop = asyncio.get_running_loop()
-        items = [await self._queue.get()]
-        n = len(items[0][0])
+        while not self._pending:
+            self._arrived.clear()
+            await self._arrived.wait()
+        head = self._pending.popleft()
+        batch, n = [head], len(head.rows)
         deadline = loop.time() + self.max_wait_s
-        while n < self.max_batch_rows:
+        while True:
+            n = self._take_similar(batch, head.cost, n)
             timeout = deadline - loop.time()
+            if n >= self.max_batch_rows or timeout <= 0:
+                return batch
+            self._arrived.clear()
             try:
-                item = self._queue.get_nowait() if timeout <= 0 else await asyncio.wait_for(self._queue.get(), timeout)
-            except (asyncio.TimeoutError, asyncio.QueueEmpty):
-                break
-            items.append(item)
-            n += len(item[0])
-        return items
+                await asyncio.wait_for(self._arrived.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass  # one more look at what came, then the deadline has passed
+
+    def _take_similar(self, batch: list[_Waiting], cost: float, n: int) -> int:
+        """Move waiting requests of a cost like ``cost`` into ``batch`` (in arrival order) up to the rows."""
+        left: deque[_Waiting] = deque()
+        for item in self._pending:
+            if n < self.max_batch_rows and max(item.cost, cost) <= COST_SLACK * min(item.cost, cost):
+                batch.append(item)
+                n += len(item.rows)
+            else:
+                left.append(item)
+        self._pending = left
+        return n
 
     async def _work(self) -> None:
         free = asyncio.Semaphore(self.workers)
+        loop = asyncio.get_running_loop()
         while True:
             await free.acquire()
-            items = await self._gather()
-            asyncio.get_running_loop().create_task(self._run_then_release(items, free))
+            batch = await self._gather()
+            done = loop.run_in_executor(self.executor, self._run, batch, loop)
+            done.add_done_callback(lambda _: free.release())
 
-    async def _run_then_release(self, items, free: asyncio.Semaphore) -> None:
+    def _run(self, batch: list[_Waiting], loop: asyncio.AbstractEventLoop) -> None:
+        """In a worker thread: one call for ``batch``; if it fails, one call per request."""
         try:
-            await self._run(items)
-        finally:
-            free.release()
-
-    async def _run(self, items) -> None:
-        loop = asyncio.get_running_loop()
-        flat = [r for rows, _ in items for r in rows]
-        try:
-            out = await loop.run_in_executor(self.executor, self.predict, flat)
-        except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+            out = self.predict([r for item in batch for r in item.rows])
+        except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting requests (a tokenizer panic too)
+            if len(batch) > 1:
+                for item in batch:
+                    self._run([item], loop)
+                return
             if not isinstance(exc, Exception):
                 exc = RuntimeError(f"{type(exc).__name__}: {exc}")
-            if len(items) > 1:
-                for item in items:
-                    await self._run([item])
-                return
-            _settle(items[0][1], exc=exc)
+            loop.call_soon_threadsafe(_settle, batch[0].future, None, exc)
             return
+        loop.call_soon_threadsafe(self._answer, batch, out)
+
+    def _answer(self, batch: list[_Waiting], out: list[Any]) -> None:
+        """In the event loop: each request of ``batch`` gets its own rows of ``out``."""
         self.batches += 1
-        self.rows += len(flat)
         at = 0
-        for rows, future in items:
-            _settle(future, result=out[at:at + len(rows)])
-            at += len(rows)
+        for item in batch:
+            _settle(item.future, out[at:at + len(item.rows)])
+            at += len(item.rows)
+            self.rows += len(item.rows)
 
 
-def _settle(future: asyncio.Future, *, result: Any = None, exc: BaseException | None = None) -> None:
+def _settle(future: asyncio.Future, result: Any = None, exc: BaseException | None = None) -> None:
     if future.done():  # its client went away
         return
     if exc is not None:
