@@ -105,20 +105,28 @@ def export_model(model_ref: str, *, task_name: str | None = None, precision: str
                                 doc_stride=doc_stride, max_examples=max_examples)
     if check:
         checks.require_passed(parity, drift, precision)
-    manifest = _manifest(em, task, head, precision, max_length, doc_stride, parity, drift)
+    manifest = _manifest(em, task, head, precision, max_length, doc_stride, parity, drift, graph_opset(graph))
     (out / SERVE_MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
     return ExportResult(out, manifest, _tags(em, task, manifest), em)
 
 
-def _manifest(em, task, head, precision, max_length, doc_stride, parity, drift) -> dict[str, Any]:
-    from xstilts.export.graphs import INPUT_NAMES, OPSET
+def graph_opset(path) -> int:
+    """The ONNX opset of the graph at ``path`` (an int8 graph may need a newer one than the export's)."""
+    import onnx
+
+    imports = onnx.load(str(path), load_external_data=False).opset_import
+    return next(o.version for o in imports if o.domain in ("", "ai.onnx"))
+
+
+def _manifest(em, task, head, precision, max_length, doc_stride, parity, drift, opset: int) -> dict[str, Any]:
+    from xstilts.export.graphs import INPUT_NAMES
 
     family = task.family
     return {
         "format_version": BUNDLE_FORMAT, "task": task.name, "family": family.name, "head": head,
         "labels": list(task.labels) if task.labels else None, "max_length": max_length, "doc_stride": doc_stride,
         "precision": precision, "int8_method": INT8_METHOD if precision == "int8" else None,
-        "opset": OPSET, "inputs": list(INPUT_NAMES),
+        "opset": opset, "inputs": list(INPUT_NAMES),
         "input_axes": list(family.export_input_axes), "outputs": {k: list(v) for k, v in family.export_outputs.items()},
         "source_model": em.ref, "base_model": em.tags.get("base_encoder") or "default",
         "serving": family.serving.to_dict(), "endpoint": family.endpoint,

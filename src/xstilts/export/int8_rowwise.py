@@ -2,7 +2,8 @@
 
 Every ``MatMul`` whose second input is a constant 2-D weight ``W`` (``in x out``) becomes
 
-    q(x) = round(x / s_x) + 128         (uint8; s_x = max |x| / 127 over each token's row)
+    q(x) = round(x / s_x) + 128         (uint8; s_x = max |x| / 127 over each token's row;
+                                         one QuantizeLinear, blocked over the row: opset 21)
     y    = MatMulIntegerToFloat(q(x), W_q, 1.0, s_w, 128) * s_x
 
 with ``W_q = round(W / s_w)`` in [-127, 127] and ``s_w`` = max |W| / 127 per output column.
@@ -31,6 +32,8 @@ import numpy as np
 
 QMAX = 127.0
 ZERO_POINT = 128
+#: the graph's opset: QuantizeLinear with one scale per block of a row (``block_size``) is opset 21
+QUANT_OPSET = 21
 _EPS = 1e-8
 _OP = "MatMulIntegerToFloat"
 
@@ -46,7 +49,6 @@ class _Rewrite:
         self.consts = [numpy_helper.from_array(np.array([-1], np.int64), "rq_axes"),
                        numpy_helper.from_array(np.array(_EPS, np.float32), "rq_eps"),
                        numpy_helper.from_array(np.array(QMAX, np.float32), "rq_qmax"),
-                       numpy_helper.from_array(np.array(ZERO_POINT, np.float32), "rq_zp_f"),
                        numpy_helper.from_array(np.array(ZERO_POINT, np.uint8), "rq_zp"),
                        numpy_helper.from_array(np.array(1.0, np.float32), "rq_one")]
         self.inputs: dict[str, tuple[str, str]] = {}   # activation -> (its uint8, its row scales)
@@ -67,9 +69,11 @@ class _Rewrite:
         self.graph.node.extend(self.nodes)
         return len(self.replaced)
 
-    def _activation(self, x: str) -> tuple[str, str]:
-        """uint8 rows of ``x`` and their scales (nodes added once per activation)."""
-        from onnx import TensorProto, helper
+    def _activation(self, x: str, width: int) -> tuple[str, str]:
+        """uint8 rows of ``x`` (``width`` values a row) and their scales (nodes added once per activation).
+        One QuantizeLinear does round(x / s_x) + 128 with ``s_x`` per row (a block of ``width``); its
+        zero point must have the scales' shape, hence the Expand."""
+        from onnx import helper
 
         if x not in self.inputs:
             p = f"rq{len(self.inputs)}_"
@@ -77,18 +81,17 @@ class _Rewrite:
                            helper.make_node("ReduceMax", [p + "abs", "rq_axes"], [p + "amax"], keepdims=1),
                            helper.make_node("Max", [p + "amax", "rq_eps"], [p + "max"]),
                            helper.make_node("Div", [p + "max", "rq_qmax"], [p + "scale"]),
-                           helper.make_node("Div", ["rq_qmax", p + "max"], [p + "inv"]),  # one Div per
-                           helper.make_node("Mul", [x, p + "inv"], [p + "xs"]),           # row, not per value
-                           helper.make_node("Round", [p + "xs"], [p + "xr"]),
-                           helper.make_node("Add", [p + "xr", "rq_zp_f"], [p + "xu"]),
-                           helper.make_node("Cast", [p + "xu"], [p + "q"], to=TensorProto.UINT8)]
+                           helper.make_node("Shape", [p + "scale"], [p + "shape"]),
+                           helper.make_node("Expand", ["rq_zp", p + "shape"], [p + "zp"]),
+                           helper.make_node("QuantizeLinear", [x, p + "scale", p + "zp"], [p + "q"],
+                                            axis=-1, block_size=width)]
             self.inputs[x] = (p + "q", p + "scale")
         return self.inputs[x]
 
     def _matmul(self, node, w: str) -> None:
         from onnx import helper, numpy_helper
 
-        q, scale = self._activation(node.input[0])
+        q, scale = self._activation(node.input[0], int(self.weights[w].dims[0]))
         W = numpy_helper.to_array(self.weights[w]).astype(np.float32)
         ws = np.abs(W).max(0) / QMAX
         ws[ws == 0] = 1.0
@@ -109,6 +112,9 @@ def quantize_rowwise(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -
     model = onnx.load(str(src))
     if not _Rewrite(model.graph).run():
         raise ValueError(f"{src}: no MatMul with a constant 2-D weight to quantize")
+    for opset in model.opset_import:
+        if opset.domain in ("", "ai.onnx"):
+            opset.version = max(opset.version, QUANT_OPSET)
     if not any(o.domain == "com.microsoft" for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     onnx.save(model, str(dst))
