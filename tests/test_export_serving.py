@@ -67,8 +67,20 @@ def _check_export(result):
     graph = onnx.load(str(result.bundle / "model.onnx"), load_external_data=False)
     dims = [[d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in graph.graph.input]
     assert dims[0][0] == "batch" and dims[0][-1] == "sequence"
-    assert graph.opset_import[0].version >= 17
+    assert graph.opset_import[0].version >= 17 and result.manifest["opset"] == graph.opset_import[0].version
+    assert not [n for n in graph.graph.node if n.op_type == "IsNaN"]  # eager attention: no SDPA guards
     assert float(result.tags["parity.max_abs_diff"]) <= FP32_TOLERANCE
+
+
+def test_export_traces_eager_attention_and_gives_the_model_its_own_back(default_encoder_dir):
+    from xstilts.encoders.loading import load_encoder
+    from xstilts.export.graphs import eager_attention
+
+    encoder = load_encoder(str(default_encoder_dir), num_hidden_layers=1)
+    encoder.set_attn_implementation("sdpa")
+    with eager_attention(encoder):
+        assert encoder.config._attn_implementation == "eager"
+    assert encoder.config._attn_implementation == "sdpa"
 
 
 def test_span_qa_exports_with_dynamic_axes_and_fp32_parity(qa_bundle):

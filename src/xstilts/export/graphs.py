@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -53,6 +54,22 @@ class TorchEmbedder:
                                max_length=max_length, layer=self.layer)
 
 
+@contextmanager
+def eager_attention(module: nn.Module):
+    """Trace with transformers' eager attention (restored afterwards): its graph is softmax over masked
+    scores; the SDPA path's export adds IsNaN/Where guards over every attention matrix, which cost
+    time in each call and guard nothing here (every row has at least one real token)."""
+    models = [m for m in module.modules() if hasattr(m, "set_attn_implementation") and hasattr(m, "config")]
+    before = [m.config._attn_implementation for m in models]
+    try:
+        for m in models:
+            m.set_attn_implementation("eager")
+        yield
+    finally:
+        for m, impl in zip(models, before):
+            m.set_attn_implementation(impl)
+
+
 def export_graph(module: nn.Module, sample: dict, path: str | os.PathLike[str], *, family) -> Path:
     """Trace ``module`` on ``sample`` into one ONNX file at ``path`` with the family's dynamic axes.
 
@@ -68,7 +85,7 @@ def export_graph(module: nn.Module, sample: dict, path: str | os.PathLike[str], 
     module.eval()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad(), eager_attention(module):
         warnings.simplefilter("ignore")
         torch.onnx.export(module, (sample["input_ids"], sample["attention_mask"]), str(path),
                           input_names=list(INPUT_NAMES), output_names=list(family.export_outputs),
