@@ -13,7 +13,8 @@ way the script exports it to ONNX fp32 and int8 and registers both (the export c
 printed, not enforced: a briefly trained head can drift), then starts each server as a
 subprocess on 127.0.0.1, sends the same requests (one real PAN-X dev sentence per request,
 ``dataframe_records`` on ``/invocations``, sentences from many languages in turn) at
-concurrency 1 and 8, and stops it. Every server uses all cores (its own defaults).
+concurrency 1 and 8 (``--rounds`` timed rounds each; the medians are reported), and stops it.
+Every server uses all cores (its own defaults).
 
 Prints the CPU model and flags, then requests/s, p50 and p99 latency per setup and
 concurrency, the ratios to (a) and (b), and the issue's goals at concurrency 8.
@@ -107,6 +108,13 @@ def measure(port: int, rows: list[dict], *, requests: int, concurrency: int, war
             "p99": lat[min(len(lat) - 1, int(0.99 * len(lat)))] * 1000, "requests": requests}
 
 
+def median_round(rounds: list[dict]) -> dict:
+    """Each figure's median over the rounds (the rounds themselves kept beside them)."""
+    keys = ("rps", "p50", "p99")
+    return {**{k: statistics.median(r[k] for r in rounds) for k in keys}, "requests": rounds[0]["requests"],
+            "rounds": [{k: round(r[k], 2) for k in keys} for r in rounds]}
+
+
 def request_rows(langs, per_lang: int) -> list[dict]:
     """Single PAN-X dev sentences, interleaved across languages (``{"words": [...]}`` rows)."""
     from xstilts.data.loading import load_examples
@@ -192,6 +200,7 @@ def main() -> None:
     ap.add_argument("--build-steps", type=int, default=300, help="without --model: training steps (batch 16)")
     ap.add_argument("--requests", type=int, default=400, help="timed requests per setup and concurrency")
     ap.add_argument("--warmup", type=int, default=20, help="untimed requests before each timed round")
+    ap.add_argument("--rounds", type=int, default=3, help="timed rounds per setup and concurrency (medians reported)")
     ap.add_argument("--concurrency", default="1,8")
     ap.add_argument("--sentences-per-lang", type=int, default=25)
     ap.add_argument("--check-examples", type=int, default=100, help="examples per language of the export checks")
@@ -199,7 +208,7 @@ def main() -> None:
     ap.add_argument("--json", dest="json_out", help="also write the results here")
     args = ap.parse_args()
     if args.quick:
-        args.build_layers, args.build_steps, args.requests, args.warmup = 2, 20, 24, 2
+        args.build_layers, args.build_steps, args.requests, args.warmup, args.rounds = 2, 20, 24, 2, 1
         args.sentences_per_lang, args.check_examples = 4, 16
     levels = [int(x) for x in args.concurrency.split(",")]
     print(f"CPU: {cpu_info()}", flush=True)
@@ -211,7 +220,7 @@ def main() -> None:
         torch_uri = args.model or build_model(args.build_layers, args.build_steps)
         exports = export_both(torch_uri, args.check_examples)
         print(f"{len(rows)} request sentences from PAN-X dev in {len(LANGS)} languages; "
-              f"{args.requests} timed requests per setup and concurrency", flush=True)
+              f"{args.rounds} rounds of {args.requests} timed requests per setup and concurrency (medians)", flush=True)
         results = {}
         for label, model, cmd in setups(torch_uri, exports):
             port = free_port()
@@ -220,8 +229,8 @@ def main() -> None:
             print(f"{label}: {model} ready in {time.perf_counter() - t:.0f} s", flush=True)
             try:
                 for c in levels:
-                    results[(label, c)] = measure(port, rows, requests=args.requests, concurrency=c,
-                                                  warmup=args.warmup)
+                    results[(label, c)] = median_round([measure(port, rows, requests=args.requests, concurrency=c,
+                                                                warmup=args.warmup) for _ in range(args.rounds)])
             finally:
                 stop(proc)
         report(results, levels)
