@@ -74,6 +74,8 @@ def test_report_end_to_end(tmp_path) -> None:
         assert f'<img src="{rel}"' in html_text
     assert "<table>" in html_text and "<code>multi</code>" in html_text
     assert "## panx (f1)" in md and "Mixed model" in md and "condition[T.multi]" in md
+    methods = md[md.index("## Methods"):]
+    assert "panx: each word's tag on its first sub-token (tag_alignment first_subtoken" in methods
 
 
 def test_report_is_deterministic(tmp_path) -> None:

@@ -61,3 +61,17 @@ def test_a_declared_variant_records_the_alignment_and_its_featurizer_uses_it(xlm
         assert cfg.run_key() != PhaseConfig(phase="target", tasks=[TaskData(task="panx")]).run_key()
     finally:
         declared._forget_all()
+
+
+def test_the_report_says_which_alignment_produced_each_tagging_tasks_scores():
+    from xstilts.analysis.report import task_method_notes
+
+    declared._forget_all()
+    try:
+        declare_datasets([{"name": "panx-fc", "extends": "panx", "tag_alignment": "first_content"}])
+        notes = task_method_notes(["tatoeba", "panx-fc", "panx", "panx", "not-registered-here"])
+    finally:
+        declared._forget_all()
+    assert len(notes) == 2  # Tatoeba has no alignment; an unknown task is skipped, not an error
+    assert notes[0].startswith("panx: ") and "first_subtoken, XTREME's convention" in notes[0]
+    assert notes[1].startswith("panx-fc: ") and "first_content" in notes[1] and "not XTREME's" in notes[1]

@@ -445,8 +445,25 @@ def _task_blocks(analysis: Analysis, task: str, out_dir: Path, prefix: str = "")
     return blocks
 
 
+def task_method_notes(tasks: Sequence[str]) -> list[str]:
+    """Each task family's sentence on how its scores were produced (tag alignment, ...)."""
+    from xstilts.errors import UnknownNameError
+    from xstilts.tasks import get_task
+
+    notes = []
+    for name in sorted(set(tasks)):
+        try:
+            task = get_task(name)
+        except UnknownNameError:  # a results table from a run whose declared tasks are not registered here
+            continue
+        note = task.family.method_note(task)
+        if note:
+            notes.append(note)
+    return notes
+
+
 def _methods_blocks(analysis: Analysis) -> list[Block]:
-    """The closing "Methods" list: which test or interval each table uses."""
+    """The closing "Methods" list: which test or interval each table uses, then how tasks were scored."""
     return [("h", 2, "Methods"), ("ul", [
         "Resource groups: Joshi et al. (2020) classes, low = class <= 2 unless the table says otherwise.",
         "Seed statistics: mean and std (ddof=1) per language x condition; 95% t interval of the mean "
@@ -461,7 +478,7 @@ def _methods_blocks(analysis: Analysis) -> list[Block]:
         "published method, which at 3-5 seeds pushes eps_min towards 0.5 (no order).",
         "Mixed model: statsmodels MixedLM, score ~ condition * resource_group + (1 | language); Wald (normal) "
         "intervals, which rest on the number of scores (languages x seeds), not on the seeds alone.",
-    ])]
+    ] + task_method_notes(list(analysis.metric_by_task)))]
 
 
 def build_blocks(analysis: Analysis, out_dir: Path, *, title: str, notes: Sequence[str], encoder=None) -> list[Block]:

@@ -161,6 +161,10 @@ class TaskFamily:
         self.require_gold(task, lang, split, examples)  # on the whole split: a prefix may look constant
         return (examples[:max_examples] if max_examples is not None else examples), None
 
+    def method_note(self, task) -> str | None:
+        """A sentence for the report's Methods list on how ``task``'s scores were produced (none here)."""
+        return None
+
     def eval_layer(self, em, layer: int | None) -> int | None:
         """The hidden layer evaluation pools (only the encoder-only families pool one)."""
         return layer

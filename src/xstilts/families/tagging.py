@@ -46,6 +46,16 @@ class Tagging(TaskFamily):
         return TaggingFeaturizer(tokenizer, list(task.labels), max_length=max_length,
                                  alignment=getattr(task, "tag_alignment", "first_subtoken"))
 
+    def method_note(self, task) -> str | None:
+        """Which word-to-piece alignment produced ``task``'s scores (issue 15: zh, ja and th differ a lot)."""
+        from xstilts.data.featurize.tagging import FIRST_CONTENT
+
+        if getattr(task, "tag_alignment", None) == FIRST_CONTENT:
+            return (f"{task.name}: each word's tag on its first piece that carries the word (tag_alignment "
+                    "first_content: a lone '\u2581' piece is skipped), not XTREME's convention.")
+        return (f"{task.name}: each word's tag on its first sub-token (tag_alignment first_subtoken, XTREME's "
+                "convention; in Chinese and Japanese that is mostly a lone '\u2581' piece, see docs/datasets.md).")
+
     def collate(self, features: Sequence[Any], pad_id: int) -> dict:
         from xstilts.data.featurize.tagging import collate
 
