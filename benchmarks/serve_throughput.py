@@ -14,7 +14,9 @@ printed, not enforced: a briefly trained head can drift), then starts each serve
 subprocess on 127.0.0.1, sends the same requests (one real PAN-X dev sentence per request,
 ``dataframe_records`` on ``/invocations``, sentences from many languages in turn) at
 concurrency 1 and 8 (``--rounds`` timed rounds each; the medians are reported), and stops it.
-Every server uses all cores (its own defaults).
+Every server uses all cores (its own defaults). The load client runs on the same cores:
+``--client raw`` (default, :mod:`loadgen`: one asyncio loop, little CPU) or ``--client httpx``
+(a thread per concurrent caller, as runs before 2026-12-06 measured).
 
 Prints the CPU model and flags, then requests/s, p50 and p99 latency per setup and
 concurrency, the ratios to (a) and (b), and the issue's goals at concurrency 8.
@@ -85,8 +87,17 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def measure(port: int, rows: list[dict], *, requests: int, concurrency: int, warmup: int) -> dict:
-    """Requests/s over ``requests`` requests at ``concurrency`` (after ``warmup`` untimed ones)."""
+def measure(port: int, rows: list[dict], *, requests: int, concurrency: int, warmup: int,
+            client: str = "raw") -> dict:
+    """Requests/s over ``requests`` requests at ``concurrency`` (after ``warmup`` untimed ones).
+
+    ``client="raw"``: :mod:`loadgen`'s asyncio client (less of the shared cores taken from the
+    server); ``"httpx"``: ``concurrency`` threads of ``httpx.Client`` (what earlier runs used)."""
+    if client == "raw":
+        import loadgen
+
+        return loadgen.measure(port, [{"dataframe_records": [r]} for r in rows], requests=requests,
+                               concurrency=concurrency, warmup=warmup)
     import httpx
 
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300,
@@ -205,6 +216,9 @@ def main() -> None:
     ap.add_argument("--sentences-per-lang", type=int, default=25)
     ap.add_argument("--check-examples", type=int, default=100, help="examples per language of the export checks")
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 layers, 20 steps, 24 requests")
+    ap.add_argument("--client", choices=("raw", "httpx"), default="raw",
+                    help="load client: raw = one asyncio loop of keep-alive HTTP/1.1 connections (light on the "
+                         "cores it shares with the server); httpx = a thread per concurrent caller")
     ap.add_argument("--json", dest="json_out", help="also write the results here")
     args = ap.parse_args()
     if args.quick:
@@ -220,7 +234,8 @@ def main() -> None:
         torch_uri = args.model or build_model(args.build_layers, args.build_steps)
         exports = export_both(torch_uri, args.check_examples)
         print(f"{len(rows)} request sentences from PAN-X dev in {len(LANGS)} languages; "
-              f"{args.rounds} rounds of {args.requests} timed requests per setup and concurrency (medians)", flush=True)
+              f"{args.rounds} rounds of {args.requests} timed requests per setup and concurrency (medians); "
+              f"client {args.client}", flush=True)
         results = {}
         for label, model, cmd in setups(torch_uri, exports):
             port = free_port()
@@ -230,12 +245,14 @@ def main() -> None:
             try:
                 for c in levels:
                     results[(label, c)] = median_round([measure(port, rows, requests=args.requests, concurrency=c,
-                                                                warmup=args.warmup) for _ in range(args.rounds)])
+                                                                warmup=args.warmup, client=args.client)
+                                                        for _ in range(args.rounds)])
             finally:
                 stop(proc)
         report(results, levels)
         if args.json_out:
             Path(args.json_out).write_text(json.dumps({"cpu": cpu_info(), "model": torch_uri, "exports": exports,
+                                                       "client": args.client,
                                                        "results": [{"setup": k[0], "concurrency": k[1], **v}
                                                                    for k, v in results.items()]}, indent=2))
 
