@@ -93,6 +93,14 @@ def measure(port: int, rows: list[dict], *, requests: int, concurrency: int, war
 
     ``client="raw"``: :mod:`loadgen`'s asyncio client (less of the shared cores taken from the
     server); ``"httpx"``: ``concurrency`` threads of ``httpx.Client`` (what earlier runs used)."""
+    cpu = time.process_time()
+    out = _measure(port, rows, requests=requests, concurrency=concurrency, warmup=warmup, client=client)
+    # this process's CPU per request (the client and any idle threads of its own): the time it took
+    # from the cores the server shares with it
+    return {**out, "client_cpu_ms": (time.process_time() - cpu) / (requests + warmup) * 1000}
+
+
+def _measure(port: int, rows: list[dict], *, requests: int, concurrency: int, warmup: int, client: str) -> dict:
     if client == "raw":
         import loadgen
 
@@ -121,7 +129,7 @@ def measure(port: int, rows: list[dict], *, requests: int, concurrency: int, war
 
 def median_round(rounds: list[dict]) -> dict:
     """Each figure's median over the rounds (the rounds themselves kept beside them)."""
-    keys = ("rps", "p50", "p99")
+    keys = ("rps", "p50", "p99", "client_cpu_ms")
     return {**{k: statistics.median(r[k] for r in rounds) for k in keys}, "requests": rounds[0]["requests"],
             "rounds": [{k: round(r[k], 2) for k in keys} for r in rounds]}
 
@@ -189,12 +197,12 @@ def setups(torch_uri: str, exports: dict[str, str]) -> list[tuple[str, str, call
 
 def report(results: dict, levels: list[int]) -> None:
     print(f"\n{'setup':<22}{'conc':>5}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'rps/(a)':>9}{'rps/(b)':>9}"
-          f"{'p99/(a)':>9}")
+          f"{'p99/(a)':>9}{'bench CPU ms/req':>18}")
     for (label, c), r in results.items():
         a, b = results.get(("a mlflow serve torch", c)), results.get(("b mlflow serve onnx", c))
         print(f"{label:<22}{c:>5}{r['rps']:>9.1f}{r['p50']:>9.1f}{r['p99']:>9.1f}"
               f"{r['rps'] / a['rps'] if a else float('nan'):>9.2f}{r['rps'] / b['rps'] if b else float('nan'):>9.2f}"
-              f"{r['p99'] / a['p99'] if a else float('nan'):>9.2f}")
+              f"{r['p99'] / a['p99'] if a else float('nan'):>9.2f}{r['client_cpu_ms']:>18.2f}")
     c = max(levels)
     a, b = results[("a mlflow serve torch", c)], results[("b mlflow serve onnx", c)]
     best = max((results[(k, c)] for k in ("c xstilts serve fp32", "d xstilts serve int8")), key=lambda r: r["rps"])

@@ -12,7 +12,8 @@ shares its batch (padding included), and an outlier token moves only its own sca
 activations are quantized once per distinct input (the Q, K and V projections share one).
 
 Why not ONNX Runtime's own quantizers: ``MatMulNBits`` (blockwise, 8 or 4 bits) ran no faster
-than fp32 on a 2-core AMX Xeon (ORT 1.32, 1x128 tokens: 42 ms against 23 ms for this graph), and
+than fp32 on a 2-core AMX Xeon (ORT 1.32, 1x128 tokens: 42 ms against 23 ms for this graph's
+first form, with Mul/Round/Add/Cast where one QuantizeLinear now stands), and
 ``quantize_dynamic`` scales activations per tensor (whole batch, padding included), which made
 served answers depend on their batch neighbours and moved F1 by up to 1.5 points. This graph
 keeps ``MatMulIntegerToFloat``'s u8 x s8 kernel (VNNI and AMX), ~2x faster than blockwise.

@@ -36,10 +36,11 @@ def parallelism(workers: int, intra_op_threads: int, cores: int | None = None) -
     """``(workers, ONNX Runtime threads per call)``, 0 meaning automatic: one worker per core (at most 4)
     and the cores shared out among them.
 
-    Measured on a 2-core AMX Xeon (one-seed default-grid PAN-X model, int8, one real sentence per
-    request at concurrency 8): 2 workers x 1 thread served 170-177 requests/s, p99 91 ms; 1 worker x
-    2 threads 122-145 requests/s, p99 158-170 ms: per-call threads pay a handoff on every operator
-    of a short sentence, separate calls do not."""
+    Measured on a 2-core AMX Xeon with the earlier blockwise int8 graph (2026-12-05, one-seed
+    default-grid PAN-X model, one real sentence per request at concurrency 8): 2 workers x 1 thread
+    served 170-177 requests/s, p99 91 ms; 1 worker x 2 threads 122-145 requests/s, p99 158-170 ms:
+    per-call threads pay a handoff on every operator of a short sentence, separate calls do not.
+    With the row-wise graph 3, 4 and 8 workers were no better than 2 (scratch client)."""
     import os
 
     cores = cores or os.cpu_count() or 1
@@ -53,7 +54,8 @@ def parallelism(workers: int, intra_op_threads: int, cores: int | None = None) -
 @click.option("--host", default="127.0.0.1", show_default=True, help="Bind address (loopback by default).")
 @click.option("--port", type=int, default=5001, show_default=True)
 @click.option("--max-batch-rows", type=int, default=32, show_default=True,
-              help="Rows per ONNX Runtime call, gathered across concurrent requests.")
+              help="Rows per ONNX Runtime call, gathered across concurrent requests (the oldest waiting "
+                   "request leads; only requests of a similar padded length join it).")
 @click.option("--max-wait-ms", type=float, default=0.0, show_default=True,
               help="How long a batch waits for more requests (0: a free worker takes what is waiting at once; "
                    "batches form while the workers are busy).")
