@@ -24,6 +24,7 @@ class PAWSX(SentenceTask):
     license = "PAWS-X terms: free for any purpose, attribution appreciated"
     description = "Adversarial paraphrase identification; label 1 = paraphrase."
     parallel = True
+    train_languages = languages  # x-final's translated_train (and the Hub's train split) for every language
     hub_text_a = "sentence1"
     hub_text_b = "sentence2"
     hub_guid_field = "id"
