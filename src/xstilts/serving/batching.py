@@ -19,8 +19,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-#: requests join one batch while their costs are at most this many times apart
-COST_SLACK = 1.5
+from xstilts.export.runtime import GROUP_SLACK
+
+#: requests join one batch while their costs (padded lengths) are at most this many times apart:
+#: the slack ONNX Runtime calls group rows by, so a batch formed here runs as one call
+COST_SLACK = GROUP_SLACK
 
 
 @dataclass
