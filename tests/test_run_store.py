@@ -1,13 +1,17 @@
 """The run store's claims and registry queries, on real SQLite stores (no training)."""
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
 from xstilts.errors import XstiltsError
-from xstilts.tracking.claims import ClaimStore, claims_url_for
+from xstilts.tracking.claims import ClaimStore, claims_url_for, new_owner_id, owner_is_gone
 
 
 def _claims(tmp_path, timeout=1.0, owner=None) -> ClaimStore:
@@ -59,6 +63,54 @@ def test_a_stale_claim_is_taken_over_once_and_names_the_dead_run(tmp_path):
         t.join()
     assert len(won) == 1 and won[0].stale_run_id == "run-123"
     assert takers[0].holder("job") == won[0].owner
+
+
+HOLD = """
+import sys, time
+from xstilts.tracking.claims import ClaimStore
+store = ClaimStore(sys.argv[1], timeout=600)
+claim = store.try_claim("job")
+store.set_run(claim, "run-killed")
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_claim_of_a_killed_process_on_this_machine_is_taken_over_at_once(tmp_path, caplog):
+    """The heartbeat timeout is 10 minutes; a rerun after SIGKILL must not wait for it."""
+    url = f"sqlite:///{tmp_path / 'claims.db'}"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, url], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        rerun = ClaimStore(url, timeout=600)
+        assert rerun.try_claim("job") is None  # its owner is alive: never taken
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+        with caplog.at_level("WARNING", logger="xstilts.tracking.claims"):
+            claim = rerun.try_claim("job")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert claim is not None and claim.stale_run_id == "run-killed" and rerun.holder("job") == rerun.owner
+    assert "its process has exited" in caplog.text
+    rerun.release(claim)
+
+
+def test_only_an_exited_process_of_this_kernel_and_pid_namespace_counts_as_gone():
+    me = new_owner_id()
+    host, pid, rand, kernel = me.split(":")
+    assert pid == str(os.getpid()) and not owner_is_gone(me)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    while not os.path.exists(f"/proc/{child.pid}/stat") or open(f"/proc/{child.pid}/stat").read().split()[2] != "Z":
+        time.sleep(0.01)  # exited, not yet reaped: a zombie holds nothing
+    assert owner_is_gone(f"{host}:{child.pid}:{rand}:{kernel}")
+    child.wait()
+    assert owner_is_gone(f"{host}:{child.pid}:{rand}:{kernel}")
+    boot, ns = kernel.split("/")
+    for other in (f"{boot}/{int(ns) + 1}", f"{'0' * len(boot)}/{ns}", ""):  # another container or machine
+        assert not owner_is_gone(f"{host}:{child.pid}:{rand}:{other}")
+    assert not owner_is_gone(f"{host}:{child.pid}:{rand}")  # an id written before kernels were recorded
+    assert not owner_is_gone("dead") and not owner_is_gone(f"{host}:notapid:{rand}:{kernel}")
 
 
 def test_claims_live_beside_the_tracking_store_or_where_told(monkeypatch):

@@ -8,7 +8,11 @@ the job's result is recorded in MLflow. A claim whose heartbeat is older than
 ``timeout`` belongs to an owner that is gone (SIGKILL, a lost machine): it is taken
 over by a compare-and-set ``UPDATE ... WHERE owner = old AND heartbeat = old``, so
 two processes that both see it stale cannot both win, and a live claim (whose
-heartbeat keeps moving) is never taken.
+heartbeat keeps moving) is never taken. A claim whose owner ran on this machine (the
+same kernel boot and PID namespace, recorded in the owner id) and whose process has
+exited is stale at once: a rerun after a SIGKILL or an out-of-memory kill resumes
+without waiting out the timeout. Where the owner's process cannot be seen (another
+machine or container, a reused pid), only the heartbeat decides.
 
 Why a SQL table and not MLflow tags: MLflow has no compare-and-set, so "search for
 a running attempt, then start one" races between processes. The table lives
@@ -26,6 +30,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -46,8 +51,40 @@ CLAIMS = sa.Table(
 
 
 def new_owner_id() -> str:
-    """Host, process and a random part: unique even across containers with equal pids."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    """Host, process, a random part (unique even across containers with equal pids) and, where
+    readable, the kernel boot and PID namespace the pid belongs to (:func:`owner_is_gone`)."""
+    kernel = _kernel_id()
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}" + (f":{kernel}" if kernel else "")
+
+
+def _kernel_id() -> str:
+    """This kernel boot and PID namespace: the processes that share it see one another's pids
+    (containers on one machine share the boot but not, by default, the namespace)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return f"{boot}/{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return ""
+
+
+def owner_is_gone(owner: str) -> bool:
+    """True when ``owner`` (an id of :func:`new_owner_id`) ran under this kernel boot and PID
+    namespace and its process has exited or is a zombie. False whenever that cannot be known:
+    other ids, another machine or container, or a pid that is alive (even if reused)."""
+    parts = owner.split(":")
+    if len(parts) != 4 or not parts[1].isdigit() or not parts[3] or parts[3] != _kernel_id():
+        return False
+    pid = int(parts[1])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    try:  # a killed child its parent has not reaped yet holds nothing
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def claims_url_for(tracking_uri: str) -> str:
@@ -109,7 +146,8 @@ class ClaimStore:
             row = conn.execute(sa.select(CLAIMS).where(CLAIMS.c.key == key)).first()
         if row is None:  # released between our insert and this read: try again
             return self.try_claim(key)
-        if row.owner == self.owner or time.time() - row.heartbeat < self.timeout:
+        gone = row.owner != self.owner and owner_is_gone(row.owner)
+        if row.owner == self.owner or (not gone and time.time() - row.heartbeat < self.timeout):
             return None
         now = time.time()
         with self.engine.begin() as conn:
@@ -118,8 +156,8 @@ class ClaimStore:
             ).values(owner=self.owner, run_id=None, heartbeat=now, created=now)).rowcount == 1
         if not won:
             return None
-        log.warning("job %s: took over the claim of %s (no heartbeat for %.0f s)", key, row.owner,
-                    now - row.heartbeat)
+        why = "its process has exited" if gone else f"no heartbeat for {now - row.heartbeat:.0f} s"
+        log.warning("job %s: took over the claim of %s (%s)", key, row.owner, why)
         return self._start(Claim(key, self.owner, stale_run_id=row.run_id))
 
     def set_run(self, claim: Claim, run_id: str) -> None:
