@@ -132,8 +132,12 @@ def start_mlflow(stack: Stack, timeout: float = 180) -> int:
            "--artifacts-destination", str(artifacts), "--serve-artifacts", "--host", "127.0.0.1",
            "--port", str(stack.port), "--workers", "1"]
     log = open(data_dir / "mlflow.log", "ab")
+    # MLflow's server jobs (GenAI evaluation and optimization) start a job runner and seven huey consumer
+    # processes beside the server; xstilts submits no jobs, and on a 2-core machine they take CPU from
+    # training. Off unless the environment says otherwise.
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True, cwd=data_dir)
+                            start_new_session=True, cwd=data_dir, env=env)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -197,12 +201,23 @@ def _kill_group(pid: int, grace: float = 10) -> None:
         return
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
+        _reap(pid)
         try:
             os.killpg(pid, 0)
         except ProcessLookupError:
             return
         time.sleep(0.2)
     os.killpg(pid, signal.SIGKILL)
+    _reap(pid)
+
+
+def _reap(pid: int) -> None:
+    """Collect ``pid`` if it is this process's exited child: a zombie still counts as a member of
+    its process group, so a stop from the process that started the server would wait out the grace."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:  # not our child (``xstilts server stop`` from another shell): init reaps it
+        pass
 
 
 def stop(data_dir: str | os.PathLike[str]) -> bool:
