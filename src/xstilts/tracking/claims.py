@@ -146,8 +146,10 @@ class ClaimStore:
             row = conn.execute(sa.select(CLAIMS).where(CLAIMS.c.key == key)).first()
         if row is None:  # released between our insert and this read: try again
             return self.try_claim(key)
-        gone = row.owner != self.owner and owner_is_gone(row.owner)
-        if row.owner == self.owner or (not gone and time.time() - row.heartbeat < self.timeout):
+        if row.owner == self.owner:
+            return None
+        gone = owner_is_gone(row.owner)
+        if not gone and time.time() - row.heartbeat < self.timeout:
             return None
         now = time.time()
         with self.engine.begin() as conn:
