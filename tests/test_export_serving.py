@@ -96,6 +96,30 @@ def test_every_family_exports_with_dynamic_axes_and_fp32_parity(model, task, mod
                                parity_per_lang=1))
 
 
+def test_a_failed_export_leaves_out_as_it_was_and_a_foreign_folder_is_never_deleted(model_dirs, panx_bundle,
+                                                                                     tmp_path):
+    """The bundle is built beside ``--out`` and renamed in only when it passed: a failing export
+    (a PAN-X head asked for XNLI) leaves an earlier bundle whole and no partial folder behind; a
+    folder that is not a bundle is refused before anything is loaded, its files untouched."""
+    import shutil
+
+    from xstilts.errors import XstiltsError
+    from xstilts.export.exporter import export_model
+
+    out = tmp_path / "b"
+    shutil.copytree(panx_bundle.bundle, out)
+    before = sorted(p.name for p in out.iterdir())
+    with pytest.raises(XstiltsError):
+        export_model(str(model_dirs["panx"]), task_name="xnli", out_dir=out, max_examples=8, parity_per_lang=1)
+    assert sorted(p.name for p in out.iterdir()) == before and [p.name for p in tmp_path.iterdir()] == ["b"]
+    mine = tmp_path / "notes"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("keep me")
+    with pytest.raises(XstiltsError, match="not an xstilts export bundle"):
+        export_model(str(model_dirs["panx"]), out_dir=mine, max_examples=8, parity_per_lang=1)
+    assert (mine / "thesis.tex").read_text() == "keep me"
+
+
 def test_tagging_export_checks_english_and_two_low_resource_languages(panx_bundle):
     metric = panx_bundle.manifest["checks"]["metric"]
     assert list(metric["languages"])[0] == "en" and len(metric["languages"]) == 3

@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,26 +74,52 @@ def export_model(model_ref: str, *, task_name: str | None = None, precision: str
                  check: bool = True, parity_per_lang: int = 4) -> ExportResult:
     """Load ``model_ref``, trace its head to ONNX, check it against PyTorch and write the bundle.
 
+    The bundle is built in a hidden folder beside ``out_dir`` and renamed into place only when
+    every check passed, so a refused or crashed export leaves ``out_dir`` as it was; an earlier
+    bundle there is replaced, any other non-empty folder is refused, never deleted.
+
     Raises:
-        XstiltsError: unknown precision or task, or a check outside its tolerance.
+        XstiltsError: unknown precision or task, an ``out_dir`` that is not a bundle, or a check
+        outside its tolerance.
     """
+    if precision not in PRECISIONS:
+        raise XstiltsError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    out = Path(out_dir)
+    _require_replaceable(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        manifest, em, task = _build_bundle(model_ref, task_name, precision, staging, max_examples=max_examples,
+                                           store=store, check=check, parity_per_lang=parity_per_lang)
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return ExportResult(out, manifest, _tags(em, task, manifest), em)
+
+
+def _require_replaceable(out: Path) -> None:
+    """Refuse an ``out`` that holds anything but an earlier bundle (the export replaces it)."""
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / SERVE_MANIFEST).is_file())):
+        raise XstiltsError(f"--out {out}: exists and is not an xstilts export bundle (no {SERVE_MANIFEST}); "
+                           f"give a new or empty folder, or one an earlier export wrote")
+
+
+def _build_bundle(model_ref: str, task_name: str | None, precision: str, out: Path, *, max_examples: int,
+                  store, check: bool, parity_per_lang: int):
+    """Write and check the bundle in ``out``: (manifest, the loaded model, the task)."""
     from xstilts.evaluation.runner import load_eval_model, resolve_head
     from xstilts.export import checks
     from xstilts.families import resolve_lengths
     from xstilts.models.persist import store_tokenizer
     from xstilts.tasks import get_task
 
-    if precision not in PRECISIONS:
-        raise XstiltsError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     needs_head = get_task(task_name).family.needs_head if task_name else True
     em = load_eval_model(model_ref, needs_head=needs_head, store=store)
     task = _pick_task(em, task_name)
     head = resolve_head(em.model, task) if task.family.needs_head else None
     max_length, doc_stride = resolve_lengths(task, em.max_length, em.doc_stride)
-    out = Path(out_dir)
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
     module, torch_side = _torch_sides(em, task, head)
     graph = write_graph(em, task, head, module, out, precision=precision, max_length=max_length,
                         doc_stride=doc_stride)
@@ -107,7 +134,7 @@ def export_model(model_ref: str, *, task_name: str | None = None, precision: str
         checks.require_passed(parity, drift, precision)
     manifest = _manifest(em, task, head, precision, max_length, doc_stride, parity, drift, graph_opset(graph))
     (out / SERVE_MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
-    return ExportResult(out, manifest, _tags(em, task, manifest), em)
+    return manifest, em, task
 
 
 def graph_opset(path) -> int:
