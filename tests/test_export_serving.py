@@ -659,6 +659,22 @@ def test_int8_export_check_of_a_trained_head_measures_drift_and_refuses_over_the
         require_passed(checks["parity"], over, "int8")
 
 
+def test_a_refused_export_names_each_languages_scores_and_drift():
+    """Hand-made check figures: the refusal says the limit, each language's PyTorch and ONNX score
+    with the drift, and for int8 where an export that keeps the metric comes from."""
+    from xstilts.errors import XstiltsError
+    from xstilts.export.checks import require_passed
+
+    rows = {"en": {"torch": 64.2857, "onnx": 64.4118, "drift": 0.1261, "examples": 1000},
+            "te": {"torch": 38.2193, "onnx": 38.8403, "drift": 0.621, "examples": 1000}}
+    drift = {"split": "dev", "languages": rows, "max_abs_drift": 0.621}
+    with pytest.raises(XstiltsError) as err:
+        require_passed({"max_abs_diff": 0.23}, drift, "int8")
+    assert "moves the task metric by 0.62 points (limit 0.5): not registered (the fp32 export" in str(err.value)
+    assert str(err.value).endswith("on dev: en 64.29 -> 64.41 (+0.13), te 38.22 -> 38.84 (+0.62)")
+    require_passed({"max_abs_diff": 0.23}, {**drift, "max_abs_drift": 0.5}, "int8")  # at the limit: passes
+
+
 @pytest.mark.slow
 def test_served_int8_answers_do_not_depend_on_what_shares_their_batch(trained_int8):
     """Row-wise int8 scales each token's activations alone, so the int8 model is served batched and
