@@ -13,7 +13,9 @@ way the script exports it to ONNX fp32 and int8 and registers both (the export c
 printed, not enforced: a briefly trained head can drift), then starts each server as a
 subprocess on 127.0.0.1, sends the same requests (one real PAN-X dev sentence per request,
 ``dataframe_records`` on ``/invocations``, sentences from many languages in turn) at
-concurrency 1 and 8 (``--rounds`` timed rounds each; the medians are reported), and stops it.
+concurrency 1 and 8 (``--rounds`` timed rounds each; the medians are reported). All four servers
+run side by side and the rounds go round-robin over them (a b c d, a b c d, ...), so a drift in
+the machine's speed during the run reaches every setup alike; then they are stopped.
 Every server uses all cores (its own defaults). The load client runs on the same cores:
 ``--client raw`` (default, :mod:`loadgen`: one asyncio loop, little CPU) or ``--client httpx``
 (a thread per concurrent caller, as runs before 2026-12-06 measured).
@@ -211,6 +213,32 @@ def report(results: dict, levels: list[int]) -> None:
           f"({best['p99']:.1f} ms)")
 
 
+def run_interleaved(setup_list, rows: list[dict], levels: list[int], args, logs: Path) -> dict:
+    """Every setup's server started at once; each round measures every setup and concurrency in turn.
+
+    A shared machine's speed drifts over minutes (the same int8 server on a 2-core Zen 4 EPYC gave
+    198 to 277 requests/s at concurrency 8 within 15 minutes). Measured one setup after another, that drift
+    lands in the ratios; round-robin rounds spread it over all setups, and the medians compare
+    like with like. The idle servers wait on their sockets and take no CPU."""
+    procs = {}
+    try:
+        for label, model, cmd in setup_list:
+            port = free_port()
+            t = time.perf_counter()
+            procs[label] = (start(cmd(model, port), port, dict(os.environ), logs / f"{label[0]}.log"), port)
+            print(f"{label}: {model} ready in {time.perf_counter() - t:.0f} s", flush=True)
+        rounds: dict = {(label, c): [] for label, _, _ in setup_list for c in levels}
+        for _ in range(args.rounds):
+            for label, _, _ in setup_list:
+                for c in levels:
+                    rounds[(label, c)].append(measure(procs[label][1], rows, requests=args.requests, concurrency=c,
+                                                      warmup=args.warmup, client=args.client))
+        return {key: median_round(r) for key, r in rounds.items()}
+    finally:
+        for proc, _ in procs.values():
+            stop(proc)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="models:/xstilts-target-panx/VERSION or @ALIAS (default: train one, below)")
@@ -244,19 +272,7 @@ def main() -> None:
         print(f"{len(rows)} request sentences from PAN-X dev in {len(LANGS)} languages; "
               f"{args.rounds} rounds of {args.requests} timed requests per setup and concurrency (medians); "
               f"client {args.client}", flush=True)
-        results = {}
-        for label, model, cmd in setups(torch_uri, exports):
-            port = free_port()
-            t = time.perf_counter()
-            proc = start(cmd(model, port), port, dict(os.environ), Path(tmp) / f"{label[0]}.log")
-            print(f"{label}: {model} ready in {time.perf_counter() - t:.0f} s", flush=True)
-            try:
-                for c in levels:
-                    results[(label, c)] = median_round([measure(port, rows, requests=args.requests, concurrency=c,
-                                                                warmup=args.warmup, client=args.client)
-                                                        for _ in range(args.rounds)])
-            finally:
-                stop(proc)
+        results = run_interleaved(setups(torch_uri, exports), rows, levels, args, Path(tmp))
         report(results, levels)
         if args.json_out:
             Path(args.json_out).write_text(json.dumps({"cpu": cpu_info(), "model": torch_uri, "exports": exports,
