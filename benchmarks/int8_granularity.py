@@ -25,10 +25,10 @@ not use (mr, sw), so a scheme is not judged only by the check's own languages.
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 
 import torch
+from serve_throughput import cpu_info  # one CPU description for every benchmark
 
 
 def quantize_weight(w: torch.Tensor, block: int = 0) -> torch.Tensor:
@@ -81,6 +81,7 @@ class Scorer:
         load = self.task.family.load_eval_split
         self.data = {lang: load(self.task, lang, "dev", max_examples=max_examples, bucc_policy="dev_tuned")[0]
                      for lang in langs}
+        self.order: list[int] | None = None  # layers by English-train sensitivity, measured once (rowkeepP)
 
     def __call__(self) -> dict[str, float]:
         from xstilts.evaluation.predict import headline
@@ -145,10 +146,9 @@ def score_scheme(scorer: Scorer, scheme: str) -> dict[str, float]:
     """The scores with the ``nn.Linear`` layers quantized by ``scheme`` (the model is restored after)."""
     linears = [m for m in scorer.em.model.modules() if isinstance(m, torch.nn.Linear)]
     if scheme.startswith("rowkeep"):
-        if not hasattr(scorer, "order"):  # measured once per model
+        if scorer.order is None:
             scorer.order = sensitivity_order(scorer, linears)
-        order = scorer.order
-        keep = set(order[:round(len(linears) * int(scheme[7:]) / 100)])
+        keep = set(scorer.order[:round(len(linears) * int(scheme[7:]) / 100)])
         linears, scheme = [m for i, m in enumerate(linears) if i not in keep], "row"
     with Quantized(linears, scheme):
         return scorer()
@@ -162,7 +162,7 @@ def main() -> None:
     ap.add_argument("--max-examples", type=int, default=1000)
     args = ap.parse_args()
     torch.set_grad_enabled(False)
-    print(f"CPU: {platform.processor() or platform.machine()}; torch threads {torch.get_num_threads()}", flush=True)
+    print(f"CPU: {cpu_info()}; torch threads {torch.get_num_threads()}", flush=True)
     scorer = Scorer(args.model, args.langs.split(","), args.max_examples)
     scorer.em.model.eval()
     t = time.perf_counter()
