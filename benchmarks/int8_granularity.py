@@ -13,6 +13,16 @@ dev is compared with the unquantized model's, per language:
   bf16       weights and activations rounded to bfloat16
   rowkeepP   row, but the P % of layers most sensitive on English *train* sentences kept fp32
              (sensitivity: the logits' mean squared change when that layer alone is row-quantized)
+  smoothA    row after SmoothQuant's migration (Xiao et al. 2023): input channel j divided by
+             s_j = max|x_j|^a / max|W_j|^(1-a) (a = A / 100, maxima over English train tokens), the
+             weight's column j multiplied by it, so activation outliers move into the weights
+  gptq       row, the weights rounded by GPTQ (Frantar et al. 2023): column by column, each rounding
+             error spread over the columns not yet rounded through X^T X of English train tokens
+  sgptqA     smoothA with GPTQ's weights
+  outK       row, but in each layer the K input channels with the largest max |x| on English train
+             tokens stay fp32 (their activations and weight columns; LLM.int8()'s decomposition with
+             the outlier channels fixed at calibration)
+  goutK      outK with GPTQ's weights for the int8 part
 
 The simulation leaves out what ONNX Runtime adds (its own kernels, fused ops), so its ``row``
 figures differ from the export check's by a few tenths; it tells schemes apart on the same
@@ -82,6 +92,10 @@ class Scorer:
         self.data = {lang: load(self.task, lang, "dev", max_examples=max_examples, bucc_policy="dev_tuned")[0]
                      for lang in langs}
         self.order: list[int] | None = None  # layers by English-train sensitivity, measured once (rowkeepP)
+        self.stats: dict | None = None  # calibration statistics per layer, measured once (smooth, gptq)
+        self.probe: list[dict] | None = None  # dev batches whose logits every scheme is compared on
+        self.reference: list[torch.Tensor] = []  # their fp32 logits
+        self.change = ""
 
     def __call__(self) -> dict[str, float]:
         from xstilts.evaluation.predict import headline
@@ -96,17 +110,35 @@ class Scorer:
 
 
 class Quantized:
-    """Within the block, ``linears`` are quantized by ``scheme`` (weights and inputs); restored after."""
+    """Within the block, ``linears`` are quantized by ``scheme`` (weights and inputs); restored after.
+    ``smooth`` (per layer, optional) divides each input channel before its rounding and multiplies
+    the weight's column; ``weights`` (per layer, optional) are already-rounded weights to use."""
 
-    def __init__(self, linears: list[torch.nn.Linear], scheme: str) -> None:
+    def __init__(self, linears: list[torch.nn.Linear], scheme: str, smooth: dict | None = None,
+                 weights: dict | None = None) -> None:
         self.linears, self.scheme = linears, scheme
+        self.smooth, self.weights = smooth or {}, weights or {}
+
+    def _input(self, m: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+        s = self.smooth.get(m)
+        if s is not None and s.dtype == torch.bool:  # outlier channels kept fp32: out of the row's scale
+            return torch.where(s, x, quantize_input(torch.where(s, 0.0, x), self.scheme))
+        return quantize_input(x, self.scheme) if s is None else quantize_input(x / s, self.scheme)
 
     def __enter__(self) -> None:
         self.kept = [m.weight.data for m in self.linears]
-        self.hooks = [m.register_forward_pre_hook(lambda _m, args: (quantize_input(args[0], self.scheme), *args[1:]))
+        self.hooks = [m.register_forward_pre_hook(lambda mod, args: (self._input(mod, args[0]), *args[1:]))
                       for m in self.linears]
         for m in self.linears:
-            m.weight.data = weight_for(m.weight.data, self.scheme)
+            s = self.smooth.get(m)
+            w = m.weight.data if s is None or s.dtype == torch.bool else m.weight.data * s
+            if m in self.weights:
+                m.weight.data = self.weights[m]
+            else:
+                if s is not None and s.dtype == torch.bool:
+                    m.weight.data = torch.where(s, w, weight_for(torch.where(s, 0.0, w), self.scheme))
+                else:
+                    m.weight.data = weight_for(w, self.scheme)
 
     def __exit__(self, *exc) -> None:
         for h in self.hooks:
@@ -115,12 +147,13 @@ class Quantized:
             m.weight.data = w
 
 
-def calibration_batches(scorer: Scorer, sentences: int = 128, size: int = 32) -> list[dict]:
+def calibration_batches(scorer: Scorer, sentences: int = 128, size: int = 32, lang: str = "en",
+                        split: str = "train") -> list[dict]:
     """English PAN-X *train* sentences (never scored here), padded batches as the model takes them."""
     from xstilts.data.loading import load_examples
 
     tok = scorer.em.tokenizer
-    texts = [" ".join(ex.words) for ex in load_examples("panx", "en", "train", max_examples=sentences)]
+    texts = [" ".join(ex.words) for ex in load_examples("panx", lang, split, max_examples=sentences)]
     return [dict(tok(texts[i:i + size], truncation=True, max_length=scorer.max_length, padding=True,
                      return_tensors="pt")) for i in range(0, len(texts), size)]
 
@@ -142,15 +175,114 @@ def sensitivity_order(scorer: Scorer, linears: list[torch.nn.Linear]) -> list[in
     return sorted(range(len(linears)), key=lambda i: -change[i])
 
 
+def calibration_stats(scorer: Scorer, linears: list[torch.nn.Linear], sentences: int = 512) -> dict:
+    """Per layer, over the real (unpadded) tokens of English train sentences: each input channel's
+    max |x| and the inputs' X^T X (float64)."""
+    stats = {m: [torch.zeros(m.in_features), torch.zeros(m.in_features, m.in_features, dtype=torch.float64)]
+             for m in linears}
+    mask: list[torch.Tensor] = []
+
+    def record(m, args) -> None:
+        x = args[0][mask[0]] if args[0].shape[:2] == mask[0].shape else args[0].reshape(-1, m.in_features)
+        stats[m][0] = torch.maximum(stats[m][0], x.abs().amax(0))
+        stats[m][1] += x.double().T @ x.double()
+
+    hooks = [m.register_forward_pre_hook(record) for m in linears]
+    try:
+        for b in calibration_batches(scorer, sentences):
+            mask[:] = [b["attention_mask"].bool()]
+            scorer.em.model(scorer.head, b)
+    finally:
+        for h in hooks:
+            h.remove()
+    return stats
+
+
+def smoothing(m: torch.nn.Linear, amax: torch.Tensor, alpha: float) -> torch.Tensor:
+    """SmoothQuant's per-input-channel divisor s_j = max|x_j|^a / max|W_j|^(1-a)."""
+    wmax = m.weight.data.abs().amax(0).clamp_min(1e-5)
+    return (amax.clamp_min(1e-5) ** alpha / wmax ** (1 - alpha)).clamp_min(1e-5)
+
+
+def gptq_weight(w: torch.Tensor, h: torch.Tensor, damp: float = 0.01, block: int = 128,
+                keep: torch.Tensor | None = None) -> torch.Tensor:
+    """GPTQ's rounding of ``w`` (out x in) to int8 per output channel (the row-wise export's grid),
+    each column's error compensated on the later columns through ``h`` = X^T X (in x in); columns
+    in ``keep`` stay fp32: they go last, take compensation and are not rounded (as the export)."""
+    keep = torch.zeros(w.shape[1], dtype=torch.bool) if keep is None else keep
+    order = torch.cat([torch.nonzero(~keep)[:, 0], torch.nonzero(keep)[:, 0]])
+    rounded = int((~keep).sum())
+    scale = (torch.where(keep, 0.0, w).abs().amax(1).clamp_min(1e-8) / 127).unsqueeze(1).double()
+    w, h = w[:, order].double(), h[order][:, order].clone()
+    dead = torch.diag(h) == 0
+    h[dead, dead], w[:, dead] = 1.0, 0.0
+    h += damp * torch.diag(h).mean() * torch.eye(h.shape[0], dtype=h.dtype)
+    hinv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
+    q = torch.zeros_like(w)
+    for i1 in range(0, w.shape[1], block):
+        i2 = min(i1 + block, w.shape[1])
+        err = torch.zeros(w.shape[0], i2 - i1, dtype=w.dtype)
+        for i in range(i1, i2):
+            nearest = torch.clamp(torch.round(w[:, i] / scale[:, 0]), -127, 127) * scale[:, 0]
+            q[:, i] = w[:, i] if i >= rounded else nearest
+            err[:, i - i1] = (w[:, i] - q[:, i]) / hinv[i, i]
+            w[:, i:i2] -= err[:, i - i1:i - i1 + 1] @ hinv[i:i + 1, i:i2]
+        w[:, i2:] -= err @ hinv[i1:i2, i2:]
+    return q[:, torch.argsort(order)].float()
+
+
+def calibrated(scorer: Scorer, linears: list[torch.nn.Linear], scheme: str) -> Quantized:
+    """smoothA / gptq / sgptqA: the row scheme with calibrated smoothing and/or GPTQ weights."""
+    if scorer.stats is None:
+        scorer.stats = calibration_stats(scorer, linears)
+    n = int(scheme.lstrip("smothgpqu") or 0)
+    smooth = ({m: smoothing(m, scorer.stats[m][0], n / 100) for m in linears}
+              if scheme.startswith(("smooth", "sgptq")) else {})
+    if "out" in scheme:  # a boolean mask: the n channels with the largest max |x| stay fp32
+        smooth = {m: torch.zeros(m.in_features, dtype=torch.bool).index_fill(
+            0, scorer.stats[m][0].topk(n).indices, True) for m in linears}
+    weights = {}
+    if "gptq" in scheme or scheme.startswith("gout"):
+        for m in linears:
+            s = smooth.get(m, torch.ones(m.in_features)).double()
+            if "out" in scheme:
+                weights[m] = gptq_weight(m.weight.data, scorer.stats[m][1], keep=smooth[m])
+            else:
+                weights[m] = gptq_weight(m.weight.data * s.float(), scorer.stats[m][1] / s[:, None] / s[None, :])
+    return Quantized(linears, "row", smooth, weights)
+
+
+def token_logits(scorer: Scorer) -> list[torch.Tensor]:
+    """The model's logits at the real tokens of 200 dev sentences of each scored language."""
+    if scorer.probe is None:
+        scorer.probe = [b for lang in scorer.data for b in calibration_batches(scorer, 200, lang=lang, split="dev")]
+    return [scorer.em.model(scorer.head, b).logits[b["attention_mask"].bool()] for b in scorer.probe]
+
+
+def logit_change(ref: list[torch.Tensor], got: list[torch.Tensor]) -> str:
+    """Relative RMS change of the logits and the share of tokens whose argmax label changed: a
+    measure of how far a scheme moves the model that, unlike F1 drift, does not cancel out."""
+    r, g = torch.cat(ref), torch.cat(got)
+    rel = float((g - r).pow(2).mean().sqrt() / r.pow(2).mean().sqrt())
+    flips = float((g.argmax(-1) != r.argmax(-1)).float().mean())
+    return f"logit rms {rel:.4f}, labels changed {100 * flips:.2f} % of {r.shape[0]} tokens"
+
+
 def score_scheme(scorer: Scorer, scheme: str) -> dict[str, float]:
-    """The scores with the ``nn.Linear`` layers quantized by ``scheme`` (the model is restored after)."""
+    """The scores with the ``nn.Linear`` layers quantized by ``scheme`` (the model is restored after);
+    ``scorer.change`` says how far its logits moved."""
     linears = [m for m in scorer.em.model.modules() if isinstance(m, torch.nn.Linear)]
+    if scheme.startswith(("smooth", "gptq", "sgptq", "out", "gout")):
+        with calibrated(scorer, linears, scheme):
+            scorer.change = logit_change(scorer.reference, token_logits(scorer))
+            return scorer()
     if scheme.startswith("rowkeep"):
         if scorer.order is None:
             scorer.order = sensitivity_order(scorer, linears)
         keep = set(scorer.order[:round(len(linears) * int(scheme[7:]) / 100)])
         linears, scheme = [m for i, m in enumerate(linears) if i not in keep], "row"
     with Quantized(linears, scheme):
+        scorer.change = logit_change(scorer.reference, token_logits(scorer))
         return scorer()
 
 
@@ -167,12 +299,13 @@ def main() -> None:
     scorer.em.model.eval()
     t = time.perf_counter()
     base = scorer()
+    scorer.reference = token_logits(scorer)
     print(f"fp32 F1 {({k: round(v, 2) for k, v in base.items()})} ({time.perf_counter() - t:.0f} s per scheme)")
     for scheme in args.schemes.split(","):
         got = score_scheme(scorer, scheme)
         drift = {k: round(got[k] - base[k], 2) for k in got}
         print(f"{scheme:<10} drift {drift}  max |drift| {max(map(abs, drift.values())):.2f}  "
-              f"mean |drift| {sum(map(abs, drift.values())) / len(drift):.2f}", flush=True)
+              f"mean |drift| {sum(map(abs, drift.values())) / len(drift):.2f}; {scorer.change}", flush=True)
 
 
 if __name__ == "__main__":

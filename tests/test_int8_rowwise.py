@@ -186,3 +186,91 @@ def test_grouped_run_equals_the_whole_batch_on_every_real_token(tmp_path):
         for i, n in enumerate(lengths):
             np.testing.assert_allclose(got[i, :n], whole[i, :n], rtol=1e-6, atol=1e-6)
         assert (got[0, 4:] == -1e4).all() and (got[4, 1:] == -1e4).all()
+
+
+# -- calibration: outlier channels kept fp32, GPTQ rounding (xstilts.export.int8_calibration) --------
+
+def _nearest(w, scale):
+    return np.clip(np.round(w / scale), -127, 127).astype(np.int8)
+
+
+def test_gptq_with_uncorrelated_inputs_is_nearest_rounding():
+    """With X^T X diagonal no row's error can be carried by another row: GPTQ rounds to nearest."""
+    from xstilts.export.int8_calibration import gptq_round
+
+    rng = np.random.default_rng(4)
+    w = rng.normal(size=(12, 5))
+    scale = np.abs(w).max(0) / 127
+    q, fp32 = gptq_round(w, np.diag(rng.uniform(0.5, 3.0, size=12)), scale)
+    assert np.array_equal(q, _nearest(w, scale)) and fp32.shape == (0, 5)
+
+
+def _correlated(rng, tokens=400, width=16):
+    """Inputs whose channels move together, as a layer's inputs do."""
+    return rng.normal(size=(tokens, 4)) @ rng.normal(size=(4, width)) + 0.1 * rng.normal(size=(tokens, width))
+
+
+def test_gptq_moves_the_products_on_correlated_inputs_less_than_nearest_rounding():
+    from xstilts.export.int8_calibration import gptq_round
+
+    rng = np.random.default_rng(5)
+    x, w = _correlated(rng), rng.normal(size=(16, 6))
+    scale = np.abs(w).max(0) / 127
+    q, _ = gptq_round(w, x.T @ x, scale)
+    nearest = np.linalg.norm(x @ (w - _nearest(w, scale) * scale))
+    gptq = np.linalg.norm(x @ (w - q * scale))
+    assert np.abs(q.astype(int)).max() <= 127
+    assert gptq < 0.7 * nearest, (gptq, nearest)
+
+
+def test_gptq_kept_rows_come_back_fp32_and_take_the_others_error():
+    """Rows kept fp32 are 0 in the int8 weights and come back unrounded, carrying the rounded rows'
+    error: the product moves less than with the same rows kept at their own values."""
+    from xstilts.export.int8_calibration import gptq_round
+
+    rng = np.random.default_rng(6)
+    x, w = _correlated(rng), rng.normal(size=(16, 6))
+    kept = np.array([3, 11])
+    rest = np.delete(np.arange(16), kept)
+    scale = np.abs(w[rest]).max(0) / 127
+    q, fp32 = gptq_round(w, x.T @ x, scale, kept)
+    assert not q[kept].any() and fp32.shape == (2, 6)
+    full = q * scale
+    full[kept] = fp32
+    plain = _nearest(w, scale) * scale
+    plain[kept] = w[kept]
+    assert np.linalg.norm(x @ (w - full)) < 0.7 * np.linalg.norm(x @ (w - plain))
+
+
+def _outlier_reference(x, w, kept):
+    """Row-wise int8 of the channels not kept, plus the kept channels in fp32."""
+    xi, wi = x.copy(), w.copy()
+    xi[..., kept], wi[kept] = 0.0, 0.0
+    return _reference(xi, wi) + x[..., kept] @ w[kept]
+
+
+def test_outlier_channels_stay_fp32_and_the_rest_is_the_rowwise_definition(tmp_path):
+    """Calibrated on tokens whose channel 4 is 30x the others (padding, 100x, is not counted): that
+    channel stays fp32 in the first MatMul, the second keeps its own loudest channel, and the
+    graph is closer to fp32 than the uncalibrated one."""
+    from xstilts.export.int8_rowwise import quantize_rowwise
+
+    w1, w2 = _graph(tmp_path / "f.onnx")
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(3, 5, 16)).astype(np.float32)
+    x[..., 4] *= 30
+    calib = x.copy()
+    calib[:, 3:, 9] = 100.0  # padding: masked out of the statistics
+    mask = np.ones((3, 5), np.int64)
+    mask[:, 3:] = 0
+    batch = {"x": calib, "xt": np.swapaxes(calib, 1, 2).copy(), "attention_mask": mask}
+    quantize_rowwise(tmp_path / "f.onnx", tmp_path / "c.onnx", calibration_batches=[batch], outliers=1, gptq=False)
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "c.onnx")).graph.node]
+    assert ops.count("Gather") == 2 and ops.count("MatMul") == 3  # one fp32 outlier MatMul each, x @ xt
+    loud = int(np.abs(np.maximum(calib[:, :3] @ w1, 0)).max((0, 1)).argmax())
+    h = np.maximum(_outlier_reference(x, w1, [4]), 0)
+    y = _run(str(tmp_path / "c.onnx"), x)[0]
+    np.testing.assert_allclose(y, _outlier_reference(h, w2, [loud]), rtol=1e-4, atol=1e-4)
+    quantize_rowwise(tmp_path / "f.onnx", tmp_path / "q.onnx")
+    fy = np.maximum(x @ w1, 0) @ w2
+    assert np.abs(y - fy).mean() < 0.6 * np.abs(_run(str(tmp_path / "q.onnx"), x)[0] - fy).mean()

@@ -64,9 +64,26 @@ def write_graph(em, task, head: str | None, module, out: Path, *, precision: str
                                        max_length=max_length, doc_stride=doc_stride, batch_size=2)[0]
     fp32 = export_graph(module, sample, out / ("fp32.onnx" if precision == "int8" else GRAPH), family=task.family)
     if precision == "int8":
-        quantize_int8(fp32, out / GRAPH, method=INT8_METHOD)
+        quantize_int8(fp32, out / GRAPH, method=INT8_METHOD,
+                      calibration_batches=calibration_batches(em, task, max_length, doc_stride))
         fp32.unlink()
     return out / GRAPH
+
+
+def calibration_batches(em, task, max_length: int, doc_stride: int) -> list[dict]:
+    """The int8 calibration's batches: English sentences as request rows of the task's family."""
+    from xstilts.export.int8_calibration import calibration_rows
+
+    return task.family.graph_batches(task, em.tokenizer, calibration_rows(task.family), max_length=max_length,
+                                     doc_stride=doc_stride, batch_size=32)
+
+
+def int8_settings() -> dict[str, Any]:
+    """What the int8 export's calibration did (manifest and tags)."""
+    from xstilts.export import int8_calibration as c
+
+    return {"outliers": c.OUTLIERS, "gptq": True, "sentences": c.CALIBRATION_SENTENCES,
+            "source": c.CALIBRATION_SOURCE}
 
 
 def export_model(model_ref: str, *, task_name: str | None = None, precision: str = "fp32",
@@ -153,6 +170,7 @@ def _manifest(em, task, head, precision, max_length, doc_stride, parity, drift, 
         "format_version": BUNDLE_FORMAT, "task": task.name, "family": family.name, "head": head,
         "labels": list(task.labels) if task.labels else None, "max_length": max_length, "doc_stride": doc_stride,
         "precision": precision, "int8_method": INT8_METHOD if precision == "int8" else None,
+        "int8_calibration": int8_settings() if precision == "int8" else None,
         "opset": opset, "inputs": list(INPUT_NAMES),
         "input_axes": list(family.export_input_axes), "outputs": {k: list(v) for k, v in family.export_outputs.items()},
         "source_model": em.ref, "base_model": em.tags.get("base_encoder") or "default",
@@ -179,6 +197,8 @@ def _tags(em, task, manifest: dict) -> dict[str, str]:
             "metric.max_abs_drift": f"{metric['max_abs_drift']:.4f}"}
     if manifest.get("int8_method"):
         tags["int8_method"] = manifest["int8_method"]
+        cal = manifest.get("int8_calibration") or {}
+        tags.update({f"int8_calibration.{k}": v for k, v in cal.items()})
     for lang, r in metric["languages"].items():
         tags[f"metric.{lang}.torch"] = f"{r['torch']:.2f}"
         tags[f"metric.{lang}.onnx"] = f"{r['onnx']:.2f}"
