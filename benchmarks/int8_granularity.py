@@ -22,7 +22,13 @@ dev is compared with the unquantized model's, per language:
   outK       row, but in each layer the K input channels with the largest max |x| on English train
              tokens stay fp32 (their activations and weight columns; LLM.int8()'s decomposition with
              the outlier channels fixed at calibration)
-  goutK      outK with GPTQ's weights for the int8 part
+  goutK      outK with GPTQ's weights for the int8 part (the fp32 columns go last and take
+             compensation): what ``xstilts export --quantize int8`` does, with K = 8
+
+Besides F1 it prints how far the logits moved on 200 dev sentences per language (relative RMS
+change and the share of tokens whose label changed): F1 drift is a sum of label changes that
+partly cancel, so on 1,000 sentences it is a noisy measure of how much a scheme perturbs the
+model, while the logit change is not.
 
 The simulation leaves out what ONNX Runtime adds (its own kernels, fused ops), so its ``row``
 figures differ from the export check's by a few tenths; it tells schemes apart on the same

@@ -11,7 +11,7 @@ Each token's row has its own activation scale, so a row's answer never depends o
 shares its batch (padding included), and an outlier token moves only its own scale. The
 activations are quantized once per distinct input (the Q, K and V projections share one).
 
-The export calibrates (:mod:`xstilts.export.int8_calibration`): each input's 32 loudest channels
+The export calibrates (:mod:`xstilts.export.int8_calibration`): each input's 8 loudest channels
 on English sentences stay fp32 (``Gather`` -> fp32 ``MatMul`` with those weight rows, added to the
 int8 product; they are zeroed before the row's scale is taken, so they no longer set it) and the
 int8 weights are rounded by GPTQ. Every added op works per token, so rows stay independent.
