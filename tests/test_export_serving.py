@@ -96,6 +96,31 @@ def test_every_family_exports_with_dynamic_axes_and_fp32_parity(model, task, mod
                                parity_per_lang=1))
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("model,task", [("xnli", "xnli"), ("squad", "squad"), ("commonsenseqa", "commonsenseqa"),
+                                        ("tatoeba", "tatoeba")])
+def test_every_family_exports_calibrated_int8(model, task, model_dirs, tmp_path):
+    """The int8 calibration runs on each family's own request rows (sentence pairs, question and
+    context, choices, bare sentences; span-QA questions too long for a 128-token window left out,
+    where the tokenizer panicked): every int8 MatMul gets its fp32 outlier MatMul, and the graph
+    answers the parity sentences of 12 languages close to PyTorch."""
+    import onnx
+
+    from xstilts.export.exporter import export_model
+
+    result = export_model(str(model_dirs[model]), task_name=task, precision="int8", out_dir=tmp_path / "b",
+                          max_examples=8, parity_per_lang=1, check=False)
+    q = onnx.load(str(result.bundle / "model.onnx"))
+    ops = [n.op_type for n in q.graph.node]
+    inits = {i.name for i in q.graph.initializer}
+    fp32_parts = [n for n in q.graph.node if n.op_type == "MatMul" and n.input[1] in inits]
+    assert len(fp32_parts) == ops.count("MatMulIntegerToFloat") > 0
+    parity = result.manifest["checks"]["parity"]
+    print(task, "int8 parity", parity["max_abs_diff"])
+    assert parity["languages"] == 12 and 0 < parity["max_abs_diff"] < 0.1, parity  # measured 6.6e-5 to 0.018
+    assert result.manifest["int8_calibration"]["outliers"] == 8
+
+
 def test_a_failed_export_leaves_out_as_it_was_and_a_foreign_folder_is_never_deleted(model_dirs, panx_bundle,
                                                                                      tmp_path):
     """The bundle is built beside ``--out`` and renamed in only when it passed: a failing export

@@ -71,11 +71,22 @@ def write_graph(em, task, head: str | None, module, out: Path, *, precision: str
 
 
 def calibration_batches(em, task, max_length: int, doc_stride: int) -> list[dict]:
-    """The int8 calibration's batches: English sentences as request rows of the task's family."""
+    """The int8 calibration's batches: English sentences as request rows of the task's family, less
+    the rows a server would refuse at these lengths (a span-QA question too long for its window)."""
     from xstilts.export.int8_calibration import calibration_rows
 
-    return task.family.graph_batches(task, em.tokenizer, calibration_rows(task.family), max_length=max_length,
-                                     doc_stride=doc_stride, batch_size=32)
+    rows = [row for row in calibration_rows(task.family)
+            if _servable(task, em.tokenizer, row, max_length=max_length, doc_stride=doc_stride)]
+    return task.family.graph_batches(task, em.tokenizer, rows, max_length=max_length, doc_stride=doc_stride,
+                                     batch_size=32)
+
+
+def _servable(task, tokenizer, row: dict, *, max_length: int, doc_stride: int) -> bool:
+    try:
+        task.family.check_served_rows(task, tokenizer, [row], max_length=max_length, doc_stride=doc_stride)
+    except XstiltsError:
+        return False
+    return True
 
 
 def int8_settings() -> dict[str, Any]:
