@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import time
 
+import numpy as np
 import torch
 from serve_throughput import cpu_info  # one CPU description for every benchmark
 
@@ -210,51 +211,44 @@ def smoothing(m: torch.nn.Linear, amax: torch.Tensor, alpha: float) -> torch.Ten
     return (amax.clamp_min(1e-5) ** alpha / wmax ** (1 - alpha)).clamp_min(1e-5)
 
 
-def gptq_weight(w: torch.Tensor, h: torch.Tensor, damp: float = 0.01, block: int = 128,
-                keep: torch.Tensor | None = None) -> torch.Tensor:
-    """GPTQ's rounding of ``w`` (out x in) to int8 per output channel (the row-wise export's grid),
-    each column's error compensated on the later columns through ``h`` = X^T X (in x in); columns
-    in ``keep`` stay fp32: they go last, take compensation and are not rounded (as the export)."""
-    keep = torch.zeros(w.shape[1], dtype=torch.bool) if keep is None else keep
-    order = torch.cat([torch.nonzero(~keep)[:, 0], torch.nonzero(keep)[:, 0]])
-    rounded = int((~keep).sum())
-    scale = (torch.where(keep, 0.0, w).abs().amax(1).clamp_min(1e-8) / 127).unsqueeze(1).double()
-    w, h = w[:, order].double(), h[order][:, order].clone()
-    dead = torch.diag(h) == 0
-    h[dead, dead], w[:, dead] = 1.0, 0.0
-    h += damp * torch.diag(h).mean() * torch.eye(h.shape[0], dtype=h.dtype)
-    hinv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
-    q = torch.zeros_like(w)
-    for i1 in range(0, w.shape[1], block):
-        i2 = min(i1 + block, w.shape[1])
-        err = torch.zeros(w.shape[0], i2 - i1, dtype=w.dtype)
-        for i in range(i1, i2):
-            nearest = torch.clamp(torch.round(w[:, i] / scale[:, 0]), -127, 127) * scale[:, 0]
-            q[:, i] = w[:, i] if i >= rounded else nearest
-            err[:, i - i1] = (w[:, i] - q[:, i]) / hinv[i, i]
-            w[:, i:i2] -= err[:, i - i1:i - i1 + 1] @ hinv[i:i + 1, i:i2]
-        w[:, i2:] -= err @ hinv[i1:i2, i2:]
-    return q[:, torch.argsort(order)].float()
+def gptq_weight(w: torch.Tensor, h: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+    """The export's GPTQ (``xstilts.export.int8_calibration.gptq_round``, on its grid: per output
+    channel over the int8 columns) applied to an ``nn.Linear`` weight (out x in) with ``h`` = X^T X,
+    back in fp32; columns in ``keep`` stay fp32 and take compensation."""
+    from xstilts.export.int8_calibration import gptq_round
+
+    wt = w.double().T.numpy()  # the graph's orientation: in x out
+    kept = None if keep is None else np.flatnonzero(keep.numpy())
+    rounded = wt.copy()
+    if kept is not None:
+        rounded[kept] = 0.0
+    scale = np.abs(rounded).max(0) / 127
+    scale[scale == 0] = 1.0
+    q, fp32 = gptq_round(wt, h.numpy(), scale, kept)
+    out = q.astype(np.float64) * scale
+    if kept is not None:
+        out[kept] = fp32
+    return torch.from_numpy(out.T).float()
 
 
 def calibrated(scorer: Scorer, linears: list[torch.nn.Linear], scheme: str) -> Quantized:
-    """smoothA / gptq / sgptqA: the row scheme with calibrated smoothing and/or GPTQ weights."""
+    """smoothA / gptq / sgptqA / outK / goutK: the row scheme with calibrated smoothing, fp32 outlier
+    channels and/or GPTQ weights."""
     if scorer.stats is None:
         scorer.stats = calibration_stats(scorer, linears)
     n = int(scheme.lstrip("smothgpqu") or 0)
-    smooth = ({m: smoothing(m, scorer.stats[m][0], n / 100) for m in linears}
-              if scheme.startswith(("smooth", "sgptq")) else {})
+    amax, gram = ({m: scorer.stats[m][i] for m in linears} for i in (0, 1))
     if "out" in scheme:  # a boolean mask: the n channels with the largest max |x| stay fp32
-        smooth = {m: torch.zeros(m.in_features, dtype=torch.bool).index_fill(
-            0, scorer.stats[m][0].topk(n).indices, True) for m in linears}
+        masks = {m: torch.zeros(m.in_features, dtype=torch.bool).index_fill(0, amax[m].topk(n).indices, True)
+                 for m in linears}
+        weights = {m: gptq_weight(m.weight.data, gram[m], masks[m]) for m in linears} if scheme[0] == "g" else {}
+        return Quantized(linears, "row", masks, weights)
+    smooth = {m: smoothing(m, amax[m], n / 100) for m in linears} if scheme.startswith(("smooth", "sgptq")) else {}
     weights = {}
-    if "gptq" in scheme or scheme.startswith("gout"):
+    if "gptq" in scheme:
         for m in linears:
             s = smooth.get(m, torch.ones(m.in_features)).double()
-            if "out" in scheme:
-                weights[m] = gptq_weight(m.weight.data, scorer.stats[m][1], keep=smooth[m])
-            else:
-                weights[m] = gptq_weight(m.weight.data * s.float(), scorer.stats[m][1] / s[:, None] / s[None, :])
+            weights[m] = gptq_weight(m.weight.data * s.float(), gram[m] / s[:, None] / s[None, :])
     return Quantized(linears, "row", smooth, weights)
 
 
@@ -279,15 +273,15 @@ def score_scheme(scorer: Scorer, scheme: str) -> dict[str, float]:
     ``scorer.change`` says how far its logits moved."""
     linears = [m for m in scorer.em.model.modules() if isinstance(m, torch.nn.Linear)]
     if scheme.startswith(("smooth", "gptq", "sgptq", "out", "gout")):
-        with calibrated(scorer, linears, scheme):
-            scorer.change = logit_change(scorer.reference, token_logits(scorer))
-            return scorer()
-    if scheme.startswith("rowkeep"):
-        if scorer.order is None:
-            scorer.order = sensitivity_order(scorer, linears)
-        keep = set(scorer.order[:round(len(linears) * int(scheme[7:]) / 100)])
-        linears, scheme = [m for i, m in enumerate(linears) if i not in keep], "row"
-    with Quantized(linears, scheme):
+        quantized = calibrated(scorer, linears, scheme)
+    else:
+        if scheme.startswith("rowkeep"):
+            if scorer.order is None:
+                scorer.order = sensitivity_order(scorer, linears)
+            keep = set(scorer.order[:round(len(linears) * int(scheme[7:]) / 100)])
+            linears, scheme = [m for i, m in enumerate(linears) if i not in keep], "row"
+        quantized = Quantized(linears, scheme)
+    with quantized:
         scorer.change = logit_change(scorer.reference, token_logits(scorer))
         return scorer()
 

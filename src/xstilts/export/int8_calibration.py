@@ -28,7 +28,9 @@ import numpy as np
 OUTLIERS = 8
 #: calibration: this many English sentences (Tatoeba's English side, after the parity check's lines)
 CALIBRATION_SENTENCES = 512
-CALIBRATION_SOURCE = "tatoeba de-en test, English side, from line 100"
+#: calibration starts after this many lines of its corpus (the parity check reads the first few)
+CALIBRATION_SKIP = 100
+CALIBRATION_SOURCE = f"tatoeba de-en test, English side, from line {CALIBRATION_SKIP}"
 #: GPTQ's damping: this fraction of H's mean diagonal is added to its diagonal (the paper's 1 %)
 DAMP = 0.01
 #: rows rounded together before their error is carried to the rest (the paper's lazy batch)
@@ -50,10 +52,6 @@ class Calibration:
         if amax is None or self.outliers <= 0 or self.outliers >= amax.size:
             return None
         return np.sort(np.argsort(-amax, kind="stable")[:self.outliers]).astype(np.int64)
-
-
-#: calibration starts after this many lines of its corpus (the parity check reads the first few)
-CALIBRATION_SKIP = 100
 
 
 def calibration_rows(family, skip: int = CALIBRATION_SKIP, count: int = CALIBRATION_SENTENCES) -> list[dict]:

@@ -66,8 +66,8 @@ class _Rewrite:
 
     def run(self) -> int:
         for node in self.graph.node:
-            w = node.input[1] if node.op_type == "MatMul" and len(node.input) == 2 else None
-            if w in self.weights:
+            w = _constant_weight(node, self.weights)
+            if w is not None:
                 self._matmul(node, w)
             else:
                 self.nodes.append(node)
@@ -120,7 +120,7 @@ class _Rewrite:
         ws = np.abs(rounded).max(0) / QMAX
         ws[ws == 0] = 1.0
         cal = self.calibration
-        if cal is not None and cal.gptq and x in cal.gram:
+        if cal is not None and x in cal.gram:  # X^T X is collected only when GPTQ is asked for
             from xstilts.export.int8_calibration import gptq_round
 
             wq, fp32 = gptq_round(W, cal.gram[x], ws, kept)
@@ -173,11 +173,17 @@ def quantize_rowwise(src: str | os.PathLike[str], dst: str | os.PathLike[str], *
     return Path(dst)
 
 
+def _constant_weight(node, weights) -> str | None:
+    """The name of ``node``'s constant 2-D weight if it is a MatMul the rewrite quantizes, else None."""
+    if node.op_type == "MatMul" and len(node.input) == 2 and node.input[1] in weights:
+        return node.input[1]
+    return None
+
+
 def quantized_inputs(graph) -> list[str]:
     """The activations the rewrite quantizes: first inputs of MatMuls with a constant 2-D weight."""
     weights = {i.name for i in graph.initializer if len(i.dims) == 2}
-    names = [n.input[0] for n in graph.node if n.op_type == "MatMul" and len(n.input) == 2 and n.input[1] in weights]
-    return list(dict.fromkeys(names))
+    return list(dict.fromkeys(n.input[0] for n in graph.node if _constant_weight(n, weights) is not None))
 
 
 def _calibrate(model, batches, outliers: int | None, gptq: bool):
