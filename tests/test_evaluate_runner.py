@@ -99,11 +99,16 @@ def test_panx_every_vendored_language_gets_predictions_and_logged_scores(panx_mo
     assert saved["metrics"]["panx.f1.de"] == pytest.approx(metrics["panx.f1.de"])
 
 
-def test_tatoeba_through_evaluate_equals_the_encoder_check(panx_model, tracking, tmp_path):
+def test_tatoeba_through_evaluate_equals_the_encoder_check(panx_model, tracking, tmp_path, monkeypatch):
+    import tempfile
+
     from xstilts.encoders.check import run_check
     from xstilts.evaluation.runner import load_eval_model
 
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     model = load_eval_model(panx_model.model_uri, needs_head=False)
+    assert not list((tmp_path / "tmp").iterdir())  # the registered model was loaded whole, its download removed
     corpora = [load_parallel("tatoeba", lang, "test") for lang in ("de", "sw")]
     check = run_check(model.encoder, model.tokenizer, corpora, model_name="2l", layer=-1, bf16=False,
                       max_pairs=80, progress=False)

@@ -345,12 +345,16 @@ def test_concurrent_load_on_loopback_has_no_errors_and_batches(panx_bundle):
 
 
 @pytest.mark.slow
-def test_registered_onnx_pyfunc_loads_from_code_and_mlflow_models_serve_serves_it(panx_bundle, tracking):
+def test_registered_onnx_pyfunc_loads_from_code_and_mlflow_models_serve_serves_it(panx_bundle, tracking,
+                                                                                   monkeypatch):
     """The registered version has its check tags and a signature, holds no pickle, and
     ``mlflow models serve -m models:/xstilts-serve-panx/1 --env-manager local`` answers as the app."""
+    import tempfile
+
     import mlflow
     import pandas as pd
 
+    from xstilts.serving.commands import load_served
     from xstilts.tracking.store import RunStore
 
     store = RunStore.open()
@@ -363,8 +367,16 @@ def test_registered_onnx_pyfunc_loads_from_code_and_mlflow_models_serve_serves_i
     assert pyfunc.metadata.signature is not None
     expected = panx_bundle_predict(panx_bundle, rows + _panx_rows(("yo",), n=3))
     assert pyfunc.predict(pd.DataFrame(rows)) == expected[:1]
-    local = store.fetch_export_bundle(registered.uri)
-    assert not list(local.rglob("*.pkl")) and (local / "model.onnx").is_file()
+    with store.fetched(registered.uri, bundle=True) as local:
+        assert not list(local.rglob("*.pkl")) and (local / "model.onnx").is_file()
+    assert not local.exists()  # the temporary download is gone with the block
+    # `xstilts serve` of the registered version loads it whole and leaves no copy in the temporary folder
+    # (each start once left hundreds of MB behind)
+    monkeypatch.setattr(tempfile, "tempdir", str(tracking / "tmp"))
+    (tracking / "tmp").mkdir()
+    served = load_served([registered.uri], store=store)[0]
+    assert (served.name, served.version) == (registered.name, registered.version)
+    assert served.predict(rows) == expected[:1] and not list((tracking / "tmp").iterdir())
 
     with _mlflow_models_serve(f"models:/xstilts-serve-panx/{registered.version}", tracking) as url:
         import httpx
@@ -635,8 +647,6 @@ def test_served_tags_equal_xstilts_evaluate_predictions_fp32(panx_bundle, model_
 def trained_panx(tmp_path_factory, default_encoder_dir):
     """A 2-layer PAN-X model trained 150 steps on real English rows (a head that has learnt entities,
     unlike the fresh heads above), as a model directory; trained in a private MLflow store."""
-    import shutil
-
     import mlflow
 
     from xstilts.config import PhaseConfig, TaskData, TrainingArgs
@@ -655,7 +665,7 @@ def trained_panx(tmp_path_factory, default_encoder_dir):
                           training=TrainingArgs(batch_size=16, max_steps=150, learning_rate=5e-4, max_length=64,
                                                 bf16=False))  # fp32: the same model on every CPU kind
         result = run_phase(cfg, progress=False)
-        model_dir = shutil.copytree(RunStore.open().fetch_model_dir(result.model_uri), root / "model")
+        model_dir = RunStore.open().fetch_model_dir(result.model_uri, root / "model")
         mlflow.set_tracking_uri("")
     return model_dir, result.dev_scores
 

@@ -33,7 +33,7 @@ def target_config(init_from, seed=0, **kw) -> PhaseConfig:
                        training=TrainingArgs(**TINY), **kw)
 
 
-def test_chain_registers_two_tagged_models_and_target_starts_from_intermediate(tracking, encoder_2layer):
+def test_chain_registers_two_tagged_models_and_target_starts_from_intermediate(tracking, encoder_2layer, tmp_path):
     inter = run_phase(intermediate_config(), progress=False)
     target = run_phase(target_config(inter.model_uri), progress=False)
     client = MlflowClient()
@@ -50,7 +50,7 @@ def test_chain_registers_two_tagged_models_and_target_starts_from_intermediate(t
     assert "dev.panx.en" in target.dev_scores
 
     # The target phase's encoder starts from the intermediate encoder, not the base.
-    inter_dir = RunStore.open().fetch_model_dir(inter.model_uri)
+    inter_dir = RunStore.open().fetch_model_dir(inter.model_uri, tmp_path / "inter")
     model = phase_mod.build_model(target_config(inter.model_uri), init_dir=inter_dir)
     inter_model = load_model(inter_dir)
     name = "encoder.encoder.layer.1.output.dense.weight"
@@ -102,7 +102,7 @@ def test_leakage_is_refused_before_anything_runs(tracking):
     assert mlflow.search_runs(experiment_names=["xstilts"], output_format="list") == []
 
 
-def test_mixture_of_families_with_mlm_trains_every_head(tracking):
+def test_mixture_of_families_with_mlm_trains_every_head(tracking, tmp_path):
     """Multiple choice + NLI + masked LM in one intermediate run (temperature sampling)."""
     from xstilts.config import MLMConfig
 
@@ -113,20 +113,20 @@ def test_mixture_of_families_with_mlm_trains_every_head(tracking):
                       mlm=MLMConfig(languages=["sw", "hi"], max_examples=16),
                       training=TrainingArgs(batch_size=4, max_steps=12, max_length=48))
     result = run_phase(cfg, progress=False)
-    model = load_model(RunStore.open().fetch_model_dir(result.model_uri))
+    model = load_model(RunStore.open().fetch_model_dir(result.model_uri, tmp_path / "mixed"))
     assert set(model.heads) == {"commonsenseqa", "xnli", "mlm"}
     history = mlflow.MlflowClient().get_metric_history(result.run_id, "train.loss")
     assert history and all(h.value == h.value and h.value < 20 for h in history)  # finite losses
     assert result.model_uri.startswith("models:/xstilts-intermediate-commonsenseqa-xnli-mlm/")
 
 
-def test_span_qa_target_trains_on_real_tydiqa_rows(tracking):
+def test_span_qa_target_trains_on_real_tydiqa_rows(tracking, tmp_path):
     cfg = PhaseConfig(phase="target", condition="none", selection="last", num_hidden_layers=2,
                       tasks=[TaskData(task="tydiqa", languages=["en"], max_examples=24)],
                       training=TrainingArgs(batch_size=4, max_steps=6, max_length=128, doc_stride=64))
     result = run_phase(cfg, progress=False)
     assert not result.reused and result.loop.steps == 6
-    assert set(load_model(RunStore.open().fetch_model_dir(result.model_uri)).heads) == {"tydiqa"}
+    assert set(load_model(RunStore.open().fetch_model_dir(result.model_uri, tmp_path / "fetched")).heads) == {"tydiqa"}
 
 
 def test_evaluation_callback_sees_every_dev_score_and_can_stop_the_run(tmp_path, default_encoder_dir):

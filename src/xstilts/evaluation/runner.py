@@ -25,6 +25,7 @@ encoders, plain directories) get a top-level run.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -110,9 +111,10 @@ def load_eval_model(model_ref: str, *, needs_head: bool, store=None,
                 store = RunStore.open()
             registered = store.resolve_registered(ref)
             run_id, tags = registered.run_id, registered.tags
-            model_dir = store.fetch_model_dir(ref)
-        # the base resolved here (a directory for the default: its name selects the retrieval layer)
-        model, tokenizer, manifest, base = load_for_inference(model_dir)
+        local = store.fetched(ref) if ref.startswith("models:/") else contextlib.nullcontext(model_dir)
+        with local as model_dir:  # loaded whole: a download goes after
+            # the base resolved here (a directory for the default: its name selects the retrieval layer)
+            model, tokenizer, manifest, base = load_for_inference(model_dir)
         return EvalModel(ref, tokenizer, model.encoder, model, base, run_id, dict(tags),
                          max_length=manifest.get("max_length"), doc_stride=manifest.get("doc_stride"))
     if needs_head:

@@ -96,17 +96,25 @@ def run_train(ctx: JobContext, cfg: PhaseConfig, *, wait: bool = False, tags: di
 
 
 def _train_and_register(ctx: JobContext, cfg: PhaseConfig, claim, extra_tags: dict[str, str] | None = None):
-    from xstilts.grid.heartbeat import tap
     from xstilts.runtime.cpu import resolve_bf16
-    from xstilts.training.phase import head_name, registry_name, run_tags, train_phase
+    from xstilts.training.phase import run_tags
 
-    key = cfg.run_key()
-    previous = ctx.store.fail_running("run_key", key)  # attempts that died (we hold the claim)
+    previous = ctx.store.fail_running("run_key", cfg.run_key())  # attempts that died (we hold the claim)
     tags = run_tags(cfg) | {"bf16": str(resolve_bf16(cfg.training.bf16)).lower()} | (extra_tags or {})
     if previous:
         tags["previous_attempt"] = previous[0]
-    with ctx.timings.phase("tracking"):
-        init_dir = ctx.store.fetch_model_dir(cfg.init_from) if cfg.init_from else None
+    with contextlib.ExitStack() as scope:  # a downloaded model to start from lives as long as the training
+        with ctx.timings.phase("tracking"):
+            init_dir = scope.enter_context(ctx.store.fetched(cfg.init_from)) if cfg.init_from else None
+        return _train_in_run(ctx, cfg, claim, tags, init_dir)
+
+
+def _train_in_run(ctx: JobContext, cfg: PhaseConfig, claim, tags: dict[str, str], init_dir: Path | None):
+    """Train ``cfg`` in a new run tagged ``tags``, register its model, then drop its checkpoint."""
+    from xstilts.grid.heartbeat import tap
+    from xstilts.training.phase import head_name, registry_name, run_tags, train_phase
+
+    key = cfg.run_key()
     run_name = f"{cfg.phase}-{head_name(cfg)}-{cfg.condition}-s{cfg.seed}"
     with ctx.store.job_run(run_name, tags, parent_id=ctx.parent_run_id, adopt_launch=ctx.adopt_launch) as run:
         ctx.store.claims.set_run(claim, run.run_id)
@@ -236,11 +244,12 @@ class TuneJob:
         from xstilts.tuning.run import tune_target
 
         cfg, init_dir = self.config, None
-        if self.needs:
-            cfg = replace(cfg, init_from=done[self.needs[0]].model_uri)
-            init_dir = str(ctx.store.fetch_model_dir(cfg.init_from))
-        return tune_target(ctx.store, self.tuning, cfg, init_dir=init_dir, parent_run_id=ctx.parent_run_id,
-                           progress=ctx.progress, evaluation_uses=self.evaluation_uses)
+        with contextlib.ExitStack() as scope:  # a downloaded model to start from lives as long as the study
+            if self.needs:
+                cfg = replace(cfg, init_from=done[self.needs[0]].model_uri)
+                init_dir = str(scope.enter_context(ctx.store.fetched(cfg.init_from)))
+            return tune_target(ctx.store, self.tuning, cfg, init_dir=init_dir, parent_run_id=ctx.parent_run_id,
+                               progress=ctx.progress, evaluation_uses=self.evaluation_uses)
 
 
 @dataclass(frozen=True)

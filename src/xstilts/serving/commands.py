@@ -22,10 +22,10 @@ def load_served(refs: list[str], *, intra_op_threads: int = 0, inter_op_threads:
             store = store or RunStore.open()
             registered = store.resolve_registered(ref)
             name, version = registered.name, registered.version
-            bundle = store.fetch_export_bundle(ref)
+            with store.fetched(ref, bundle=True) as bundle:  # loaded whole: the download goes after
+                out.append(ServedModel(bundle, settings=settings, name=name, version=version))
         else:
-            bundle = ref
-        out.append(ServedModel(bundle, settings=settings, name=name, version=version))
+            out.append(ServedModel(ref, settings=settings, name=name, version=version))
     names = [m.name for m in out]
     if len(set(names)) != len(names):
         raise XstiltsError(f"two --model options name the same model ({names}); serve one version per name")

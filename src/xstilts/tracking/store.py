@@ -312,13 +312,35 @@ class RunStore:
             raise XstiltsError(f"registered model {uri} not found: {exc.message}") from None
         return RegisteredModel(v.name, str(v.version), v.run_id, dict(v.tags))
 
-    def fetch_model_dir(self, ref: str, dst: str | os.PathLike[str] | None = None) -> Path:
-        """A local xstilts model directory for ``ref`` (``models:/...`` or a directory)."""
+    @contextlib.contextmanager
+    def fetched(self, ref: str, *, bundle: bool = False) -> Iterator[Path]:
+        """The local directory of ``ref`` for the length of a ``with`` block: an xstilts model directory
+        (:meth:`fetch_model_dir`) or, with ``bundle``, an exported bundle (:meth:`fetch_export_bundle`).
+        A registered model is downloaded into a temporary directory that the block's end removes (a
+        model is hundreds of MB: a server or evaluation that left its copy behind filled ``/tmp``); a
+        local directory, or a model this process registered and kept, is used in place."""
+        fetch = self.fetch_export_bundle if bundle else self.fetch_model_dir
+        if not ref.startswith("models:/") or self._kept(ref) is not None:
+            yield fetch(ref)
+            return
+        with tempfile.TemporaryDirectory(prefix="xstilts-model-") as tmp:
+            yield fetch(ref, tmp)
+
+    def _kept(self, ref: str) -> Path | None:
+        """The directory :meth:`keep_local` recorded for ``ref``, while it still holds the model."""
         from xstilts.models.persist import MANIFEST
 
         local = self._local_models.get(ref)
-        if local is not None and dst is None and (local / MANIFEST).is_file():
-            return local  # registered by this process from this very directory: no download
+        return local if local is not None and (local / MANIFEST).is_file() else None
+
+    def fetch_model_dir(self, ref: str, dst: str | os.PathLike[str] | None = None) -> Path:
+        """A local xstilts model directory for ``ref`` (``models:/...`` or a directory); a registered model
+        is downloaded into ``dst`` (:meth:`fetched` downloads into a temporary one and removes it)."""
+        from xstilts.models.persist import MANIFEST
+
+        kept = self._kept(ref)
+        if kept is not None and dst is None:
+            return kept  # registered by this process from this very directory: no download
         path = Path(ref).expanduser()
         if path.is_dir():
             return path
@@ -327,11 +349,12 @@ class RunStore:
         return self._download_one(ref, MANIFEST, dst, "xstilts model directories")
 
     def _download_one(self, ref: str, marker: str, dst, what: str) -> Path:
-        """Download registered model ``ref`` and return the one folder holding ``marker``."""
+        """Download registered model ``ref`` into ``dst`` and return the one folder holding ``marker``."""
         import mlflow
 
+        if dst is None:  # a download with no owner is never removed: use fetched() for a temporary one
+            raise ValueError(f"downloading {ref} needs a destination directory; use RunStore.fetched({ref!r})")
         registered = self.resolve_registered(ref)
-        dst = Path(dst or tempfile.mkdtemp(prefix="xstilts-model-"))
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=registered.uri, dst_path=str(dst),
                                                          tracking_uri=self.tracking_uri))
         found = [p.parent for p in local.rglob(marker)]
@@ -538,7 +561,8 @@ class RunStore:
         return model
 
     def fetch_export_bundle(self, ref: str, dst=None) -> Path:
-        """A local exported bundle for ``ref`` (``models:/xstilts-serve-...`` or a bundle directory)."""
+        """A local exported bundle for ``ref`` (``models:/xstilts-serve-...`` or a bundle directory); a
+        registered one is downloaded into ``dst`` (:meth:`fetched` with ``bundle=True``: a temporary one)."""
         from xstilts.export.runtime import SERVE_MANIFEST
 
         path = Path(ref).expanduser()

@@ -1,6 +1,7 @@
 """``xstilts tune``: one Optuna study for one target task (and condition) of a grid config."""
 from __future__ import annotations
 
+import contextlib
 import os
 
 import click
@@ -124,10 +125,12 @@ def run_tune(store, cfg, target, condition: str, *, progress: bool = True):
     plan = eval_plan(target)
     evaluation = [SplitUse(plan.task, plan.split, plan.langs, "evaluation")]
     init_from = init_dir = None
-    if condition != "none":
-        inter = run_train(JobContext.create(store, progress=progress),
-                          intermediate_config(cfg, condition, cfg.seeds[0]), wait=True)
-        init_from, init_dir = inter.model_uri, str(store.fetch_model_dir(inter.model_uri))
-    base = target_config(cfg, target, condition, cfg.seeds[0], init_from)
-    return tune_target(store, cfg.tuning, base, init_dir=init_dir, progress=progress, evaluation_uses=evaluation,
-                       parent_run_id=store.take_launch_run())  # under `mlflow run`: the study nests in its run
+    with contextlib.ExitStack() as scope:  # a downloaded intermediate model lives as long as the study
+        if condition != "none":
+            inter = run_train(JobContext.create(store, progress=progress),
+                              intermediate_config(cfg, condition, cfg.seeds[0]), wait=True)
+            init_from, init_dir = inter.model_uri, str(scope.enter_context(store.fetched(inter.model_uri)))
+        base = target_config(cfg, target, condition, cfg.seeds[0], init_from)
+        return tune_target(store, cfg.tuning, base, init_dir=init_dir, progress=progress,
+                           evaluation_uses=evaluation,
+                           parent_run_id=store.take_launch_run())  # under `mlflow run`: the study nests in its run
