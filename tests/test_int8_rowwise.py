@@ -133,14 +133,16 @@ def test_a_graph_without_weights_to_quantize_is_refused(tmp_path):
 
 
 def test_length_groups_bound_padding_and_cover_every_row():
-    from xstilts.export.runtime import length_groups
+    from xstilts.export.runtime import PAD_TOKENS, length_groups
 
-    lengths = np.array([13, 115, 15, 128, 9, 80, 1])
+    lengths = np.array([13, 115, 15, 128, 9, 80, 1, 25, 116])
     groups = length_groups(lengths)
     assert sorted(np.concatenate(groups).tolist()) == list(range(len(lengths)))
-    assert [g.tolist() for g in groups] == [[1, 3], [5], [0, 2], [4], [6]]
+    # longest first: 128 takes 116 (12 shorter) but not 115; 25 takes 15 and 13, not 9
+    assert [g.tolist() for g in groups] == [[3, 8], [1], [5], [0, 2, 7], [4, 6]]
     for g in groups:
-        assert lengths[g].max() <= 1.5 * lengths[g].min()
+        assert lengths[g].max() - lengths[g].min() <= PAD_TOKENS
+    assert [g.tolist() for g in length_groups(lengths, pad=0)][:2] == [[3], [8]]
 
 
 def _tagger(path):
@@ -171,8 +173,8 @@ def test_grouped_run_equals_the_whole_batch_on_every_real_token(tmp_path):
 
     _tagger(tmp_path / "t.onnx")
     quantize_rowwise(tmp_path / "t.onnx", tmp_path / "q.onnx")
-    lengths = [3, 20, 4, 18, 1]
-    ids = np.zeros((5, 20), np.int64)
+    lengths = [3, 30, 4, 28, 1]  # two groups: 30 and 28, then 4, 3 and 1 (cut to 4)
+    ids = np.zeros((5, 30), np.int64)
     mask = np.zeros_like(ids)
     rng = np.random.default_rng(5)
     for i, n in enumerate(lengths):
@@ -185,7 +187,7 @@ def test_grouped_run_equals_the_whole_batch_on_every_real_token(tmp_path):
         assert got.shape == whole.shape
         for i, n in enumerate(lengths):
             np.testing.assert_allclose(got[i, :n], whole[i, :n], rtol=1e-6, atol=1e-6)
-        assert (got[0, 4:] == -1e4).all() and (got[4, 1:] == -1e4).all()
+        assert (got[0, 4:] == -1e4).all() and (got[4, 4:] == -1e4).all()
 
 
 # -- calibration: outlier channels kept fp32, GPTQ rounding (xstilts.export.int8_calibration) --------

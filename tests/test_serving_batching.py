@@ -75,8 +75,8 @@ def test_a_failing_joint_batch_fails_only_its_bad_request():
 
 
 def test_a_long_request_runs_alone_while_short_ones_are_batched_and_answered_beside_it():
-    """With a cost, only requests of a similar cost share a batch: the long one's call blocks one worker,
-    the short ones run on the other and come back while it is still blocked."""
+    """With a cost, only requests whose costs lie within PAD_TOKENS share a batch: the long one's call
+    blocks one worker, the short ones run on the other and come back while it is still blocked."""
     release = threading.Event()
     calls: list[list[int]] = []
 
@@ -98,7 +98,7 @@ def test_a_long_request_runs_alone_while_short_ones_are_batched_and_answered_bes
 
     answered, long = asyncio.run(main())
     assert answered == [[24], [20], [60]] and long == [200]
-    assert calls == [[100], [12, 10], [30]]  # 10 is within 1.5x of 12 and joins it; 30 is not
+    assert calls == [[100], [12, 10], [30]]  # 10 is within 12 tokens of 12 and joins it; 30 is not
     assert batcher.stats()["batches"] == 3
 
 
@@ -119,14 +119,16 @@ def test_the_oldest_request_leads_each_batch_and_takes_the_waiting_ones_of_its_c
         first = asyncio.ensure_future(batcher.submit([{"x": 50}]))
         while not started.is_set():
             await asyncio.sleep(0.001)
-        rest = [asyncio.ensure_future(batcher.submit([{"x": x}])) for x in (10, 100, 12, 11, 90)]
+        rest = [asyncio.ensure_future(batcher.submit([{"x": x}])) for x in (10, 100, 21, 12, 23, 11, 90, 112)]
         await asyncio.sleep(0.05)  # all queue while the only worker is busy
         release.set()
         return await first, await asyncio.gather(*rest)
 
     first, rest = asyncio.run(main())
-    assert first == [50] and rest == [[10], [100], [12], [11], [90]]
-    assert calls == [[50], [10, 12, 11], [100, 90]]
+    assert first == [50] and rest == [[10], [100], [21], [12], [23], [11], [90], [112]]
+    # a batch's costs stay within 12 of each other, in arrival order: 23 would stretch 10..21 to 13;
+    # 90 joins 100 first, and then 112 would stretch 90..100 to 22
+    assert calls == [[50], [10, 21, 12, 11], [100, 90], [23], [112]]
 
 
 def test_a_request_the_cost_cannot_read_is_still_answered_in_a_batch_of_its_own():
@@ -137,7 +139,7 @@ def test_a_request_the_cost_cannot_read_is_still_answered_in_a_batch_of_its_own(
         return await asyncio.gather(batcher.submit([{"x": 1}]), batcher.submit([{"y": 2}]))
 
     assert asyncio.run(main()) == [[1], [None]]
-    assert batcher.stats()["batches"] == 2  # its cost counts as 0, like no other request's
+    assert batcher.stats()["batches"] == 2  # its cost counts as infinite: a batch of its own
 
 
 

@@ -125,18 +125,23 @@ class OnnxModel:
         return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
 
-#: a row joins a length group while its length is at least the group's longest / this
-GROUP_SLACK = 1.5
+#: a row joins a length group while it would be padded by at most this many tokens: what one more
+#: ONNX Runtime call's fixed cost is worth (on a 2-core Zen 4 EPYC, the int8 PAN-X model of the
+#: one-seed grid, one thread: a call took 2.23 ms + 0.20 ms per row and token, F/c 11.1 tokens,
+#: ``python benchmarks/onnx_latency.py --model BUNDLE --fit``; rounded up, as AMX makes c smaller).
+#: Padding beyond that costs more than a call of its own.
+PAD_TOKENS = 12
 
 
-def length_groups(lengths: np.ndarray, slack: float = GROUP_SLACK) -> list[np.ndarray]:
-    """Row indices grouped by length, longest first; every row of a group is at least 1/``slack`` of
-    the group's longest, so padding costs at most ``slack`` times the real work (row order kept
-    within a group). Row-independent graphs give the same outputs however rows are grouped."""
+def length_groups(lengths: np.ndarray, pad: int = PAD_TOKENS) -> list[np.ndarray]:
+    """Row indices grouped by length, longest first; every row of a group is at most ``pad`` tokens
+    shorter than the group's longest, so no row pays more padding than a call of its own would
+    cost (row order kept within a group). Row-independent graphs give the same outputs however
+    rows are grouped."""
     order = np.argsort(-np.asarray(lengths), kind="stable")
     groups: list[list[int]] = []
     for i in order:
-        if groups and lengths[i] * slack >= lengths[groups[-1][0]]:
+        if groups and lengths[groups[-1][0]] - lengths[i] <= pad:
             groups[-1].append(int(i))
         else:
             groups.append([int(i)])

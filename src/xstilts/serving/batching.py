@@ -1,29 +1,27 @@
 """Dynamic batching: concurrent requests to one model are answered by few ONNX Runtime calls.
 
-A free worker takes the oldest waiting request; waiting requests of a similar ``cost`` (a
-request's padded length, say: at most ``COST_SLACK`` times apart) join its batch, and so do
-those arriving within ``max_wait_s``, until it holds ``max_batch_rows`` rows (``max_wait_s`` 0:
-only the requests already waiting join, so a lone request never waits and batches form while
-the workers are busy). The others stay queued for the next free worker: a short sentence is not
-held for a long text's call, nor bound to one busy worker while another goes free. Up to
-``workers`` batches run at once, each in a worker thread of the model's (the event loop keeps
-accepting requests). When a call fails, its requests are retried one by one, so one bad request
-fails alone.
+A free worker takes the oldest waiting request; waiting requests whose ``cost`` (a request's
+padded length) keeps the batch within ``PAD_TOKENS`` of its longest join it, and so do those
+arriving within ``max_wait_s``, until it holds ``max_batch_rows`` rows (``max_wait_s`` 0: only
+the requests already waiting join, so a lone request never waits and batches form while the
+workers are busy). A batch so formed runs as one call (ONNX Runtime calls group rows by the same
+bound), and no request in it pays more padding than a call of its own would cost. The others
+stay queued for the next free worker: a short sentence is not held for a long text's call, nor
+bound to one busy worker while another goes free. Up to ``workers`` batches run at once, each in
+a worker thread of the model's (the event loop keeps accepting requests). When a call fails, its
+requests are retried one by one, so one bad request fails alone.
 """
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from xstilts.export.runtime import GROUP_SLACK
-
-#: requests join one batch while their costs (padded lengths) are at most this many times apart:
-#: the slack ONNX Runtime calls group rows by, so a batch formed here runs as one call
-COST_SLACK = GROUP_SLACK
+from xstilts.export.runtime import PAD_TOKENS
 
 
 @dataclass
@@ -65,13 +63,14 @@ class DynamicBatcher:
         return await future
 
     def _cost_of(self, rows: list[dict]) -> float:
+        """The request's cost; infinite (a batch of its own) when the cost cannot read it."""
         try:
             return float(self.cost(rows)) if self.cost else 0.0
         except Exception:  # noqa: BLE001 - a request the cost cannot read fails in predict, with its own error
-            return 0.0
+            return math.inf
 
     async def _gather(self) -> list[_Waiting]:
-        """The oldest waiting request and those of a similar cost, waiting or arriving within ``max_wait_s``."""
+        """The oldest waiting request and those of a cost near it, waiting or arriving within ``max_wait_s``."""
         loop = asyncio.get_running_loop()
         while not self._pending:
             self._arrived.clear()
@@ -80,7 +79,7 @@ class DynamicBatcher:
         batch, n = [head], len(head.rows)
         deadline = loop.time() + self.max_wait_s
         while True:
-            n = self._take_similar(batch, head.cost, n)
+            n = self._take_similar(batch, n)
             timeout = deadline - loop.time()
             if n >= self.max_batch_rows or timeout <= 0:
                 return batch
@@ -90,13 +89,16 @@ class DynamicBatcher:
             except asyncio.TimeoutError:
                 pass  # one more look at what came, then the deadline has passed
 
-    def _take_similar(self, batch: list[_Waiting], cost: float, n: int) -> int:
-        """Move waiting requests of a cost like ``cost`` into ``batch`` (in arrival order) up to the rows."""
+    def _take_similar(self, batch: list[_Waiting], n: int) -> int:
+        """Move waiting requests into ``batch`` (in arrival order) while its costs stay within
+        ``PAD_TOKENS`` of each other, up to the rows; an infinite cost joins nothing."""
+        lo, hi = min(item.cost for item in batch), max(item.cost for item in batch)
         left: deque[_Waiting] = deque()
         for item in self._pending:
-            if n < self.max_batch_rows and max(item.cost, cost) <= COST_SLACK * min(item.cost, cost):
+            if n < self.max_batch_rows and max(hi, item.cost) - min(lo, item.cost) <= PAD_TOKENS:
                 batch.append(item)
                 n += len(item.rows)
+                lo, hi = min(lo, item.cost), max(hi, item.cost)
             else:
                 left.append(item)
         self._pending = left
