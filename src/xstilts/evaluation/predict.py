@@ -86,7 +86,9 @@ def _forward_all(model, head: str, data: EvalData, batch_size: int, bf16: bool, 
     model.eval()
     batches = _batches(data, batch_size, max_tokens)
     with torch.inference_mode(), cast:
-        for units in tqdm(batches, desc=progress, disable=progress is None, leave=False, unit="batch"):
+        # no bar object at all without a label: a served request makes one call of its own
+        bars = batches if progress is None else tqdm(batches, desc=progress, leave=False, unit="batch")
+        for units in bars:
             rows = [i for u in units for i in f.units[u]]
             batch = f.collate([f.features[i] for i in rows])
             batch = to_device({k: v for k, v in batch.items() if k in ("input_ids", "attention_mask")}, device)

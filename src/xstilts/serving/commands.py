@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import gc
+import os
 
 import click
+
+from xstilts.export.runtime import PAD_TOKENS
 
 
 def load_served(refs: list[str], *, intra_op_threads: int = 0, inter_op_threads: int = 0, spinning: bool = False,
@@ -41,8 +44,6 @@ def parallelism(workers: int, intra_op_threads: int, cores: int | None = None) -
     served 170-177 requests/s, p99 91 ms; 1 worker x 2 threads 122-145 requests/s, p99 158-170 ms:
     per-call threads pay a handoff on every operator of a short sentence, separate calls do not.
     With the row-wise graph 3, 4 and 8 workers were no better than 2 (scratch client)."""
-    import os
-
     cores = cores or os.cpu_count() or 1
     workers = workers or min(cores, 4)
     return workers, intra_op_threads or max(1, cores // workers)
@@ -55,7 +56,8 @@ def parallelism(workers: int, intra_op_threads: int, cores: int | None = None) -
 @click.option("--port", type=int, default=5001, show_default=True)
 @click.option("--max-batch-rows", type=int, default=32, show_default=True,
               help="Rows per ONNX Runtime call, gathered across concurrent requests (the oldest waiting "
-                   "request leads; only requests of a similar padded length join it).")
+                   f"request leads; only requests whose padded lengths stay within {PAD_TOKENS} tokens "
+                   "of each other join it).")
 @click.option("--max-wait-ms", type=float, default=0.0, show_default=True,
               help="How long a batch waits for more requests (0: a free worker takes what is waiting at once; "
                    "batches form while the workers are busy).")
@@ -77,6 +79,9 @@ def serve_command(models, host, port, max_batch_rows, max_wait_ms, workers, intr
     from xstilts.serving.app import ServeSettings, create_app
     from xstilts.serving.limits import Limits
 
+    # The workers are the server's parallelism: the Rust tokenizer's own thread pool, on the same
+    # cores, only competes with them for a request of a few words (unless the user set it).
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     workers, intra_op_threads = parallelism(workers, intra_op_threads)
     settings = ServeSettings(Limits(max_body_bytes, max_rows, max_text_chars), max_batch_rows, max_wait_ms,
                              intra_op_threads, inter_op_threads, workers, spinning)
