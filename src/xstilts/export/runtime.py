@@ -200,14 +200,15 @@ class ServedModel:
         return int(self.manifest["doc_stride"])
 
     def cost(self, rows: list[dict[str, Any]]) -> int:
-        """The width a request's rows will be padded to (its longest row's tokens, at most one window):
-        what the server's batcher groups requests by. A hint, not the featurizer's count: every text
-        field of a row is tokenized (words joined by spaces) and the counts summed."""
+        """The tokens of a request's longest row, specials included: what the server's batcher groups
+        requests by. A text longer than a window counts all its tokens (its windows make a call of
+        their own, however many rows of one window wait beside it). A hint, not the featurizer's
+        count: every text field of a row is tokenized (words joined by spaces) and the counts summed."""
         per_row = [[" ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v) for v in r.values()]
                    for r in rows]
         counts = iter(self._token_counts([t for texts in per_row for t in texts]))
         longest = max((sum(next(counts) for _ in texts) for texts in per_row), default=0)
-        return min(longest + 2, self.max_length)
+        return longest + 2
 
     def _token_counts(self, texts: list[str]) -> list[int]:
         """Tokens per text, without specials. ``cost`` runs on the server's event loop for every request:
