@@ -25,6 +25,19 @@ def test_valid_table_is_coerced() -> None:
     assert list(out.columns) == list(RESULT_COLUMNS)
 
 
+def test_an_empty_tuning_column_read_from_csv_becomes_none(tmp_path) -> None:
+    """pandas reads an all-empty column as float NaN; filling it with a string must not warn
+    (pandas 3 warns that it will raise)."""
+    import warnings
+
+    path = tmp_path / "results.csv"
+    pd.DataFrame([_row(tuning=""), _row(condition="multi", tuning="")]).to_csv(path, index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = validate_results(pd.read_csv(path))
+    assert out["tuning"].tolist() == ["none", "none"]
+
+
 @pytest.mark.parametrize("table, needle", [
     (pd.DataFrame([_row()]).drop(columns=["metric", "run_id"]), "missing column(s) metric, run_id"),
     (pd.DataFrame([_row(), _row(condition="xx", seed=2)]), "row 1, column 'condition': unknown condition 'xx'"),

@@ -130,7 +130,8 @@ def _fill_optional(out: pd.DataFrame) -> pd.DataFrame:
         out["intermediate"] = out["intermediate"].astype(object).where(~unnamed, filled)
     if "selection_score" not in out.columns:
         out["selection_score"] = np.nan
-    out["tuning"] = out["tuning"].fillna("none") if "tuning" in out.columns else "none"
+    # an empty column reads back from CSV as float NaNs: a string fill needs object dtype first
+    out["tuning"] = out["tuning"].astype(object).fillna("none") if "tuning" in out.columns else "none"
     order = list(RESULT_COLUMNS) + [c for c in out.columns if c not in RESULT_COLUMNS]
     return out[order]
 
