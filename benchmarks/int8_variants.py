@@ -2,9 +2,10 @@
 
 Each variant is one of :func:`xstilts.export.graphs.quantize_int8`'s quantizations of the same
 fp32 trace: ``rowwise`` (the export's: int8 weights per output channel, int8 activations per
-token), ``blockwise`` (MatMulNBits, 8-bit weights and int8 compute in blocks of 128;
-``blockwise_32``: blocks of 32) or ONNX Runtime's ``dynamic`` int8 (per-channel signed
-weights, one activation scale per tensor), the latter also with some MatMuls kept in fp32
+token, calibrated as the export calibrates: outlier channels fp32, GPTQ rounding),
+``rowwise_plain`` (the same uncalibrated: every channel int8, nearest rounding), ``blockwise``
+(MatMulNBits, 8-bit weights and int8 compute in blocks of 128; ``blockwise_32``: blocks of 32) or
+ONNX Runtime's ``dynamic`` int8 (per-channel signed weights, one activation scale per tensor), the latter also with some MatMuls kept in fp32
 (``nodes_to_exclude``), ``reduce_range`` (7-bit weights, ONNX Runtime's advice against u8s8
 saturation on AVX2 CPUs without VNNI) or only MatMuls quantized (the word-embedding Gather kept
 fp32). Drift is the export check's own figure (:func:`xstilts.export.checks.metric_drift`:
@@ -29,7 +30,8 @@ def variants(names: list[str]) -> dict[str, dict]:
     last2 = [n for n in names if "layer.10/" in n or "layer.11/" in n]
     head = [n for n in names if "layer." not in n]
     dyn = dict(method="dynamic")
-    return {"rowwise": dict(method="rowwise"), "blockwise": dict(method="blockwise"),
+    return {"rowwise": dict(method="rowwise", calibrated=True), "rowwise_plain": dict(method="rowwise"),
+            "blockwise": dict(method="blockwise"),
             "blockwise_32": dict(method="blockwise", block_size=32),
             "per_channel": dyn, "fp32_dense_out": {**dyn, "nodes_to_exclude": dense_out},
             "fp32_ffn_out": {**dyn, "nodes_to_exclude": ffn_out}, "fp32_head": {**dyn, "nodes_to_exclude": head},
@@ -49,7 +51,7 @@ def main() -> None:
     import onnx
     from xstilts.evaluation.runner import load_eval_model, resolve_head
     from xstilts.export import checks
-    from xstilts.export.exporter import _torch_sides, write_graph
+    from xstilts.export.exporter import _torch_sides, calibration_batches, write_graph
     from xstilts.export.graphs import quantize_int8
     from xstilts.export.runtime import OnnxModel
     from xstilts.families import resolve_lengths
@@ -71,7 +73,9 @@ def main() -> None:
     for name in (args.only.split(",") if args.only else list(table)):
         kwargs = table[name]
         dst = out / f"{name}.onnx"
-        quantize_int8(src, dst, **kwargs)
+        quantize_int8(src, dst, **{k: v for k, v in kwargs.items() if k != "calibrated"},
+                      calibration_batches=(calibration_batches(em, task, max_length, stride)
+                                           if kwargs.get("calibrated") else None))
         t0 = time.perf_counter()
         model = OnnxModel(dst, head=head, tokenizer=em.tokenizer, int8=kwargs["method"])
         drift = checks.metric_drift(task, torch_side, model,
