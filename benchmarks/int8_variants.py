@@ -4,13 +4,14 @@ Each variant is one of :func:`xstilts.export.graphs.quantize_int8`'s quantizatio
 fp32 trace: ``rowwise`` (the export's: int8 weights per output channel, int8 activations per
 token, calibrated as the export calibrates: outlier channels fp32, GPTQ rounding),
 ``rowwise_plain`` (the same uncalibrated: every channel int8, nearest rounding), ``blockwise``
-(MatMulNBits, 8-bit weights and int8 compute in blocks of 128; ``blockwise_32``: blocks of 32) or
-ONNX Runtime's ``dynamic`` int8 (per-channel signed weights, one activation scale per tensor), the latter also with some MatMuls kept in fp32
-(``nodes_to_exclude``), ``reduce_range`` (7-bit weights, ONNX Runtime's advice against u8s8
-saturation on AVX2 CPUs without VNNI) or only MatMuls quantized (the word-embedding Gather kept
-fp32). Drift is the export check's own figure (:func:`xstilts.export.checks.metric_drift`:
-English dev and two low-resource languages with local gold), each run as the server runs it
-(blockwise and dynamic: every row alone; rowwise: batched). Prints the CPU with it: int8 kernels
+(MatMulNBits, 8-bit weights and int8 compute in blocks of 128; ``blockwise_32``: blocks of 32)
+or ONNX Runtime's ``dynamic`` int8 (per-channel signed weights, one activation scale per
+tensor), the latter also with some MatMuls kept in fp32 (``nodes_to_exclude``),
+``reduce_range`` (7-bit weights, ONNX Runtime's advice against u8s8 saturation on AVX2 CPUs
+without VNNI) or only MatMuls quantized (the word-embedding Gather kept fp32). Drift is the
+export check's own figure (:func:`xstilts.export.checks.metric_drift`: English dev and two
+low-resource languages with local gold), each run as the server runs it (blockwise and dynamic:
+every row alone; rowwise: batched). Prints the CPU with it: int8 kernels
 differ by CPU (VNNI, AMX), so drift does too.
 
     MLFLOW_TRACKING_URI=... python benchmarks/int8_variants.py --model models:/xstilts-target-panx@champion
