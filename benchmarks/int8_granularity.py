@@ -216,14 +216,11 @@ def gptq_weight(w: torch.Tensor, h: torch.Tensor, keep: torch.Tensor | None = No
     channel over the int8 columns) applied to an ``nn.Linear`` weight (out x in) with ``h`` = X^T X,
     back in fp32; columns in ``keep`` stay fp32 and take compensation."""
     from xstilts.export.int8_calibration import gptq_round
+    from xstilts.export.int8_rowwise import weight_scales
 
     wt = w.double().T.numpy()  # the graph's orientation: in x out
     kept = None if keep is None else np.flatnonzero(keep.numpy())
-    rounded = wt.copy()
-    if kept is not None:
-        rounded[kept] = 0.0
-    scale = np.abs(rounded).max(0) / 127
-    scale[scale == 0] = 1.0
+    scale = weight_scales(wt, kept)
     q, fp32 = gptq_round(wt, h.numpy(), scale, kept)
     out = q.astype(np.float64) * scale
     if kept is not None:

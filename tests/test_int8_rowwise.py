@@ -276,3 +276,11 @@ def test_outlier_channels_stay_fp32_and_the_rest_is_the_rowwise_definition(tmp_p
     quantize_rowwise(tmp_path / "f.onnx", tmp_path / "q.onnx")
     fy = np.maximum(x @ w1, 0) @ w2
     assert np.abs(y - fy).mean() < 0.6 * np.abs(_run(str(tmp_path / "q.onnx"), x)[0] - fy).mean()
+
+
+def test_weight_scales_span_the_int8_rows_only():
+    from xstilts.export.int8_rowwise import weight_scales
+
+    w = np.array([[2.0, 0.0], [-254.0, 0.0], [63.5, 0.0]])
+    np.testing.assert_allclose(weight_scales(w), [2.0, 1.0])  # max |w| / 127; an all-zero column: 1
+    np.testing.assert_allclose(weight_scales(w, np.array([1])), [0.5, 1.0])  # the fp32 row does not set it

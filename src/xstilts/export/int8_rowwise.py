@@ -114,17 +114,16 @@ class _Rewrite:
 
     def _weights(self, x: str, W: np.ndarray, kept: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(int8 weights, their per-output-channel scales, the fp32 rows of the ``kept`` channels)."""
-        rounded = W.copy()
-        if kept is not None:
-            rounded[kept] = 0.0  # the grid spans the int8 rows only
-        ws = np.abs(rounded).max(0) / QMAX
-        ws[ws == 0] = 1.0
+        ws = weight_scales(W, kept)
         cal = self.calibration
         if cal is not None and x in cal.gram:  # X^T X is collected only when GPTQ is asked for
             from xstilts.export.int8_calibration import gptq_round
 
             wq, fp32 = gptq_round(W, cal.gram[x], ws, kept)
             return wq, ws, fp32
+        rounded = W.copy()
+        if kept is not None:
+            rounded[kept] = 0.0  # the fp32 rows: not in the int8 product
         wq = np.clip(np.round(rounded / ws), -QMAX, QMAX).astype(np.int8)
         return wq, ws, (W[kept] if kept is not None else np.zeros((0, W.shape[1]), np.float32))
 
@@ -171,6 +170,15 @@ def quantize_rowwise(src: str | os.PathLike[str], dst: str | os.PathLike[str], *
         model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     onnx.save(model, str(dst))
     return Path(dst)
+
+
+def weight_scales(w: np.ndarray, kept: np.ndarray | None = None) -> np.ndarray:
+    """Each output column's int8 scale of ``w`` (``in x out``): max |w| / 127 over the int8 rows (the
+    ``kept`` rows stay fp32 and do not set it); 1 for an all-zero column."""
+    int8_rows = w if kept is None else np.delete(w, kept, axis=0)
+    scales = np.abs(int8_rows).max(0) / QMAX
+    scales[scales == 0] = 1.0
+    return scales
 
 
 def _constant_weight(node, weights) -> str | None:
