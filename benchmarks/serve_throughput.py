@@ -10,7 +10,8 @@ store of ``MLFLOW_TRACKING_URI`` (default ``./mlflow.db``), or, without ``--mode
 script trains into a temporary store: ``--build-layers 12`` (the default encoder, the grid's
 model size) or ``--build-layers 2``, for ``--build-steps`` steps on English PAN-X train. Either
 way the script exports it to ONNX fp32 and int8 and registers both (the export checks are
-printed, not enforced: a briefly trained head can drift), then starts each server as a
+printed, not enforced: a briefly trained head can drift; with ``--model`` the two versions, their
+runs and files are removed when the run ends, unless ``--keep-exports``), then starts each server as a
 subprocess on 127.0.0.1, sends the same requests (one real PAN-X dev sentence per request,
 ``dataframe_records`` on ``/invocations``, sentences from many languages in turn) at
 concurrency 1 and 8 (``--rounds`` timed rounds each; the medians are reported). All four servers
@@ -161,9 +162,10 @@ def build_model(layers: int, steps: int) -> str:
     return result.model_uri
 
 
-def export_both(model_uri: str, max_examples: int) -> tuple[dict[str, str], dict[str, str]]:
-    """Register the fp32 and int8 exports of ``model_uri``; print their checks. Returns the registered
-    URIs and, per precision that ``xstilts export`` would refuse, why."""
+def export_both(model_uri: str, max_examples: int, registered: list) -> tuple[dict[str, str], dict[str, str]]:
+    """Register the fp32 and int8 exports of ``model_uri`` (each version is appended to ``registered`` as
+    soon as it exists); print their checks. Returns the registered URIs and, per precision that
+    ``xstilts export`` would refuse, why."""
     from xstilts.errors import XstiltsError
     from xstilts.export.checks import require_passed
     from xstilts.export.commands import _example_rows
@@ -178,6 +180,7 @@ def export_both(model_uri: str, max_examples: int) -> tuple[dict[str, str], dict
                                   max_examples=max_examples, store=store, check=False)
             reg = store.register_export(result.bundle, name=model_name("serve", "panx"), tags=result.tags,
                                         input_example=_example_rows("panx"), parent_run_id=result.source.run_id)
+            registered.append(reg)
         metric = result.manifest["checks"]["metric"]
         drift = {lang: round(r["drift"], 2) for lang, r in metric["languages"].items()}
         print(f"export {precision}: {reg.uri}; max abs logit diff "
@@ -272,6 +275,9 @@ def main() -> None:
                     help="load client: raw = one asyncio loop of keep-alive HTTP/1.1 connections (light on the "
                          "cores it shares with the server); httpx = a thread per concurrent caller")
     ap.add_argument("--json", dest="json_out", help="also write the results here")
+    ap.add_argument("--keep-exports", action="store_true",
+                    help="with --model: keep the two exports this run registers (by default their versions, runs "
+                         "and files, about 0.4 GB each, are removed when the run ends)")
     args = ap.parse_args()
     if args.quick:
         args.build_layers, args.build_steps, args.requests, args.warmup, args.rounds = 2, 20, 24, 2, 1
@@ -284,18 +290,37 @@ def main() -> None:
             os.environ["XSTILTS_CHECKPOINT_DIR"] = f"{tmp}/ckpt"
         rows = request_rows(LANGS, args.sentences_per_lang)
         torch_uri = args.model or build_model(args.build_layers, args.build_steps)
-        exports, refused = export_both(torch_uri, args.check_examples)
-        print(f"{len(rows)} request sentences from PAN-X dev in {len(LANGS)} languages; "
-              f"{args.rounds} rounds of {args.requests} timed requests per setup and concurrency (medians); "
-              f"client {args.client}", flush=True)
-        results = run_interleaved(setups(torch_uri, exports), rows, levels, args, Path(tmp))
-        report(results, levels, refused)
-        if args.json_out:
-            Path(args.json_out).write_text(json.dumps({"cpu": cpu_info(), "model": torch_uri, "exports": exports,
-                                                       "refused": refused,
-                                                       "client": args.client,
-                                                       "results": [{"setup": k[0], "concurrency": k[1], **v}
-                                                                   for k, v in results.items()]}, indent=2))
+        registered: list = []
+        try:
+            exports, refused = export_both(torch_uri, args.check_examples, registered)
+            run_and_report(torch_uri, exports, refused, rows, levels, args, Path(tmp))
+        finally:
+            if args.model and not args.keep_exports:
+                discard(registered)
+
+
+def run_and_report(torch_uri: str, exports: dict[str, str], refused: dict[str, str], rows: list[dict],
+                   levels: list[int], args, tmp: Path) -> None:
+    print(f"{len(rows)} request sentences from PAN-X dev in {len(LANGS)} languages; "
+          f"{args.rounds} rounds of {args.requests} timed requests per setup and concurrency (medians); "
+          f"client {args.client}", flush=True)
+    results = run_interleaved(setups(torch_uri, exports), rows, levels, args, tmp)
+    report(results, levels, refused)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps({"cpu": cpu_info(), "model": torch_uri, "exports": exports,
+                                                   "refused": refused, "client": args.client,
+                                                   "results": [{"setup": k[0], "concurrency": k[1], **v}
+                                                               for k, v in results.items()]}, indent=2))
+
+
+def discard(registered: list) -> None:
+    """Remove the exports this run registered in the user's store (versions, runs and files)."""
+    from xstilts.tracking.store import RunStore
+
+    store = RunStore.open()
+    for reg in registered:
+        store.discard_version(reg)
+        print(f"discarded {reg.uri} (--keep-exports keeps them)", flush=True)
 
 
 if __name__ == "__main__":

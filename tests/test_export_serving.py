@@ -10,6 +10,7 @@ import contextlib
 import json
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -384,6 +385,30 @@ def test_registered_onnx_pyfunc_loads_from_code_and_mlflow_models_serve_serves_i
         r = httpx.post(f"{url}/invocations", json={"dataframe_records": rows + _panx_rows(("yo",), n=3)}, timeout=120)
     assert r.status_code == 200, r.text
     assert r.json()["predictions"] == expected
+
+
+@pytest.mark.slow
+def test_a_discarded_export_leaves_no_version_run_or_files(panx_bundle, tracking):
+    """``RunStore.discard_version`` (what the serving benchmark does with its two exports) removes the
+    version from the registry and the run's files from disk, and leaves the other versions alone."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.file_utils import local_file_uri_to_path
+
+    from xstilts.tracking.store import RunStore
+
+    store = RunStore.open()
+    kept, gone = (store.register_export(panx_bundle.bundle, name="xstilts-serve-panx", tags=panx_bundle.tags,
+                                        input_example=[{"text": "Angela Merkel visited Paris ."}]) for _ in range(2))
+    kept_files, gone_files = (Path(local_file_uri_to_path(store.client.get_run(m.run_id).info.artifact_uri))
+                              for m in (kept, gone))
+    assert (gone_files / "model" / "MLmodel").is_file()
+    store.discard_version(gone)
+    with pytest.raises(MlflowException):
+        store.client.get_model_version(gone.name, gone.version)
+    assert store.client.get_run(gone.run_id).info.lifecycle_stage == "deleted"
+    assert not gone_files.exists() or not any(gone_files.iterdir())
+    assert (kept_files / "model" / "MLmodel").is_file()
+    assert store.client.get_model_version(kept.name, kept.version).status == "READY"
 
 
 @contextlib.contextmanager
