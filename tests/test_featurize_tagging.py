@@ -67,6 +67,24 @@ def test_long_sentence_splits_into_windows_and_reassembles(xlmr_tokenizer):
     assert [UPOS[i] for i in predicted[0]] == list(longest.tags)
 
 
+def test_sentences_of_one_window_and_of_several_featurize_as_each_alone(xlmr_tokenizer):
+    """One-window sentences keep the chunk's single encoding and longer ones are re-encoded per
+    window: mixed in one chunk, every sentence gets the features it gets alone (real UD rows)."""
+    examples = load_examples("udpos", "en", "dev", max_examples=200)
+    longest = max(examples, key=lambda e: len(e.words))
+    mixed = [examples[0], longest, examples[1], longest, examples[2]]
+    together = featurize_tagging(mixed, xlmr_tokenizer, UPOS, max_length=32)
+    alone = [dataclasses.replace(f, example_index=i) for i, ex in enumerate(mixed)
+             for f in featurize_tagging([ex], xlmr_tokenizer, UPOS, max_length=32)]
+    assert len(together) == len(alone) > len(mixed)
+    for got, want in zip(together, alone):
+        assert (got.example_index, got.word_offset) == (want.example_index, want.word_offset)
+        for field in ("input_ids", "labels", "word_ids"):
+            assert getattr(got, field).tolist() == getattr(want, field).tolist()
+    first = together[0]  # a whole sentence: its ids are the tokenizer's for all its words, specials included
+    assert first.input_ids.tolist() == xlmr_tokenizer(list(examples[0].words), is_split_into_words=True)["input_ids"]
+
+
 def test_word_predictions_take_first_subtoken_and_accept_padding(xlmr_tokenizer):
     examples = load_examples("panx", "en", "dev", max_examples=6)
     features = featurize_tagging(examples, xlmr_tokenizer, PANX, max_length=16)

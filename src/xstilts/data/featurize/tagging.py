@@ -68,9 +68,8 @@ def _skip_lone_space(word_ids: list[int | None], ids: Sequence[int], space_id: i
     return out
 
 
-def _subtoken_counts(words_batch: list[list[str]], tokenizer: Any) -> list[list[int]]:
-    """Number of sub-tokens of each word, without special tokens."""
-    enc = tokenizer(words_batch, is_split_into_words=True, add_special_tokens=False)
+def _subtoken_counts(enc: Any, words_batch: list[list[str]]) -> list[list[int]]:
+    """Number of sub-tokens of each word in the encoding ``enc`` of ``words_batch``."""
     counts = []
     for row, words in enumerate(words_batch):
         per_word = [0] * len(words)
@@ -79,6 +78,41 @@ def _subtoken_counts(words_batch: list[list[str]], tokenizer: Any) -> list[list[
                 per_word[w] += 1
         counts.append(per_word)
     return counts
+
+
+def _encode_chunk(chunk: Sequence[TaggingExample], tokenizer: Any) -> tuple[list[list[str]], Any, list[list[int]]]:
+    """The chunk's words as the model sees them (a word that yields no sub-token becomes ``unk``), their
+    encoding with special tokens, and each word's sub-token count.
+
+    Words are encoded one by one (``is_split_into_words``), so a word's count is the same alone
+    and in any window, and a sentence that fits one window keeps this encoding: it is tokenized
+    once, which matters most to the server (it featurizes every request)."""
+    words = [list(ex.words) for ex in chunk]
+    enc = tokenizer(words, is_split_into_words=True, truncation=False)
+    counts = _subtoken_counts(enc, words)
+    if any(0 in c for c in counts):
+        words = [_model_words(ex, c, tokenizer.unk_token) for ex, c in zip(chunk, counts)]
+        enc = tokenizer(words, is_split_into_words=True, truncation=False)
+        counts = _subtoken_counts(enc, words)
+        for ex, c in zip(chunk, counts):
+            if 0 in c:
+                raise FeaturizationError(f"example {ex.guid}: word {c.index(0)} "
+                                         f"({ex.words[c.index(0)]!r}) yields no sub-token")
+    return words, enc, counts
+
+
+def _window_encodings(words: list[list[str]], enc: Any, spans: list[tuple[int, int, int]],
+                      tokenizer: Any) -> list[tuple[Any, int]]:
+    """(encoding, row) of every window ``(example, first word, end word)``: a window that is its whole
+    example reuses the chunk's encoding; the windows of longer sentences are encoded together."""
+    out = [(enc, k) for k, _, _ in spans]
+    parts = [i for i, (k, a, b) in enumerate(spans) if (a, b) != (0, len(words[k]))]
+    if parts:
+        enc_parts = tokenizer([words[spans[i][0]][spans[i][1]:spans[i][2]] for i in parts],
+                              is_split_into_words=True, truncation=False)
+        for row, i in enumerate(parts):
+            out[i] = (enc_parts, row)
+    return out
 
 
 def _model_words(ex: TaggingExample, counts: list[int], unk_token: str | None) -> list[str]:
@@ -134,20 +168,11 @@ def featurize_tagging(examples: Sequence[TaggingExample], tokenizer: Any, label_
             if ex.tags is not None and len(ex.tags) != len(ex.words):
                 raise FeaturizationError(
                     f"example {ex.guid}: {len(ex.words)} words but {len(ex.tags)} tags")
-        counts = _subtoken_counts([list(ex.words) for ex in chunk], tokenizer)
-        words = [_model_words(ex, c, tokenizer.unk_token) for ex, c in zip(chunk, counts)]
-        if any(0 in c for c in counts):
-            counts = _subtoken_counts(words, tokenizer)
-            for ex, c in zip(chunk, counts):
-                if 0 in c:
-                    raise FeaturizationError(f"example {ex.guid}: word {c.index(0)} "
-                                             f"({ex.words[c.index(0)]!r}) yields no sub-token")
+        words, whole, counts = _encode_chunk(chunk, tokenizer)
         # (example position in chunk, first word, end word) for every window
         spans = [(k, a, b) for k, (ex, c) in enumerate(zip(chunk, counts))
                  for a, b in _windows(ex, c, budget, max_length)]
-        enc = tokenizer([words[k][a:b] for k, a, b in spans], is_split_into_words=True,
-                        truncation=False)
-        for row, (k, a, b) in enumerate(spans):
+        for (k, a, b), (enc, row) in zip(spans, _window_encodings(words, whole, spans, tokenizer)):
             ex = chunk[k]
             ids = enc["input_ids"][row]
             if len(ids) > max_length:  # only if the tokenizer splits words differently in context
