@@ -319,8 +319,12 @@ class RunStore:
         A registered model is downloaded into a temporary directory that the block's end removes (a
         model is hundreds of MB: a server or evaluation that left its copy behind filled ``/tmp``); a
         local directory, or a model this process registered and kept, is used in place."""
+        kept = None if bundle else self._kept(ref)  # only training keeps model directories
+        if kept is not None:
+            yield kept
+            return
         fetch = self.fetch_export_bundle if bundle else self.fetch_model_dir
-        if not ref.startswith("models:/") or self._kept(ref) is not None:
+        if not ref.startswith("models:/"):
             yield fetch(ref)
             return
         with tempfile.TemporaryDirectory(prefix="xstilts-model-") as tmp:
