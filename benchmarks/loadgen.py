@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import statistics
 import time
 
@@ -92,5 +93,20 @@ def measure(port: int, payloads: list[dict], *, requests: int, concurrency: int,
     """Requests/s, p50 and p99 (ms) over ``requests`` POSTs at ``concurrency`` after ``warmup`` untimed ones."""
     prepared = [request_bytes(port, path, p) for p in payloads]
     lat, wall = asyncio.run(_round(port, prepared, requests, concurrency, warmup))
-    return {"rps": requests / wall, "p50": statistics.median(lat) * 1000,
-            "p99": lat[min(len(lat) - 1, int(0.99 * len(lat)))] * 1000, "requests": requests}
+    return summary(lat, wall)
+
+
+def percentile(values: list[float], p: float) -> float:
+    """The nearest-rank ``p``-th percentile (0 < p <= 100): the smallest value that at least ``p`` % of
+    ``values`` are at or below, i.e. the ``ceil(p / 100 * n)``-th smallest (of 400 latencies, p99 is
+    the 396th: 4 are above it)."""
+    if not values or not 0 < p <= 100:
+        raise ValueError(f"percentile: need values and 0 < p <= 100, got {len(values)} values, p={p}")
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(p / 100 * len(ordered) - 1e-9)) - 1]
+
+
+def summary(latencies: list[float], wall: float) -> dict:
+    """Requests/s, median and p99 latency (ms) of one timed round of ``len(latencies)`` requests."""
+    ms = [x * 1000 for x in latencies]
+    return {"rps": len(ms) / wall, "p50": statistics.median(ms), "p99": percentile(ms, 99), "requests": len(ms)}

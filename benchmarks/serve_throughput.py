@@ -104,9 +104,9 @@ def measure(port: int, rows: list[dict], *, requests: int, concurrency: int, war
 
 
 def _measure(port: int, rows: list[dict], *, requests: int, concurrency: int, warmup: int, client: str) -> dict:
-    if client == "raw":
-        import loadgen
+    import loadgen
 
+    if client == "raw":
         return loadgen.measure(port, [{"dataframe_records": [r]} for r in rows], requests=requests,
                                concurrency=concurrency, warmup=warmup)
     import httpx
@@ -126,8 +126,7 @@ def _measure(port: int, rows: list[dict], *, requests: int, concurrency: int, wa
         with ThreadPoolExecutor(concurrency) as pool:
             lat = sorted(pool.map(one, range(requests)))
         wall = time.perf_counter() - t0
-    return {"rps": requests / wall, "p50": statistics.median(lat) * 1000,
-            "p99": lat[min(len(lat) - 1, int(0.99 * len(lat)))] * 1000, "requests": requests}
+    return loadgen.summary(lat, wall)
 
 
 def median_round(rounds: list[dict]) -> dict:
