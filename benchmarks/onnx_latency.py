@@ -9,10 +9,8 @@ runs while the machine is busier is not the only one that pays for it. Prints th
 the figures: int8 kernels differ by CPU (VNNI, AMX, AVX2 only).
 
 ``--fit`` also times batches of 1, 2, 4 and 8 rows at 4 to 64 tokens and fits ``ms = F + c x
-rows x tokens``, and two-row calls with one row cut short for what a padding token costs (``p``):
-``F / p`` is how many tokens of padding one call's fixed cost is worth, the bound by which
-``xstilts serve`` and ``OnnxModel.run`` group rows (``PAD_TOKENS``; ``F / c`` for a graph that
-computes padding like real tokens, more for one that packs real tokens).
+rows x tokens``: ``F / c`` is how many tokens of padding one call's fixed cost is worth, the
+bound by which ``xstilts serve`` and ``OnnxModel.run`` group rows (``PAD_TOKENS``).
 
     MLFLOW_TRACKING_URI=... python benchmarks/onnx_latency.py --model models:/xstilts-serve-panx/1 \\
         --model models:/xstilts-serve-panx/2
@@ -70,42 +68,13 @@ def fit_call_cost(model, row: np.ndarray, rounds: int, calls: int) -> tuple[floa
     return float(fixed), float(per_token)
 
 
-PAD_WIDTHS, PAD_SHARES = (16, 32, 64), (0.0, 0.25, 0.5)
-
-
-def fit_padding_cost(model, row: np.ndarray, rounds: int, calls: int) -> tuple[float, float, float]:
-    """``(F, c, p)`` of ``ms = F + c * real tokens + p * padding tokens``, from single calls (no
-    grouping: ``session.run`` itself) of two rows of width ``w``, the second cut short by a share of
-    it: what a padding token costs beside a real one (a graph that packs real tokens pays less)."""
-    shapes = [(w, int(w * share)) for w in PAD_WIDTHS for share in PAD_SHARES]
-    times: dict[tuple[int, int], list[float]] = {s: [] for s in shapes}
-    for _ in range(rounds):
-        for w, pad in shapes:
-            ids = np.repeat(row[:, :w], 2, axis=0)
-            mask = np.ones_like(ids)
-            mask[1, w - pad:] = 0
-            feed = {"input_ids": ids, "attention_mask": mask}
-            model.session.run(None, feed)
-            t = time.perf_counter()
-            for _ in range(calls):
-                model.session.run(None, feed)
-            times[(w, pad)].append((time.perf_counter() - t) / calls * 1000)
-    x = np.array([[1.0, 2 * w - pad, pad] for w, pad in shapes])
-    y = np.array([statistics.median(times[s]) for s in shapes])
-    (fixed, real, padding), *_ = np.linalg.lstsq(x, y, rcond=None)
-    return float(fixed), float(real), float(padding)
-
-
 def print_fit(args, served: list, row: np.ndarray) -> None:
     calls = max(3, args.calls // 3)
     print(f"\nfit of ms = F + c x rows x tokens ({len(FIT_ROWS) * len(FIT_WIDTHS)} shapes, medians of "
-          f"{args.rounds} rounds x {calls} calls); p: a padding token's cost in a call of two rows, one cut "
-          f"short ({len(PAD_WIDTHS) * len(PAD_SHARES)} shapes)")
+          f"{args.rounds} rounds x {calls} calls)")
     for ref, m in zip(args.model, served):
         fixed, per_token = fit_call_cost(m.model, row, args.rounds, calls)
-        _, _, padding = fit_padding_cost(m.model, row, args.rounds, calls)
-        print(f"{ref:<40} F {fixed:.2f} ms, c {per_token * 1000:.1f} us, F/c {fixed / per_token:.1f} tokens; "
-              f"p {padding * 1000:.1f} us, F/p {fixed / padding:.1f} tokens")
+        print(f"{ref:<40} F {fixed:.2f} ms, c {per_token * 1000:.1f} us, F/c {fixed / per_token:.1f} tokens")
 
 
 def main() -> None:

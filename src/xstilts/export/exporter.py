@@ -139,8 +139,6 @@ def _build_bundle(model_ref: str, task_name: str | None, precision: str, out: Pa
     """Write and check the bundle in ``out``: (manifest, the loaded model, the task)."""
     from xstilts.evaluation.runner import load_eval_model, resolve_head
     from xstilts.export import checks
-    from xstilts.export.graphs import packs_tokens
-    from xstilts.export.runtime import pad_tokens
     from xstilts.families import resolve_lengths
     from xstilts.models.persist import store_tokenizer
     from xstilts.tasks import get_task
@@ -154,18 +152,15 @@ def _build_bundle(model_ref: str, task_name: str | None, precision: str, out: Pa
     graph = write_graph(em, task, head, module, out, precision=precision, max_length=max_length,
                         doc_stride=doc_stride)
     store_tokenizer(em.tokenizer, out / TOKENIZER_DIR)
-    packed = packs_tokens(module)
     onnx_model = OnnxModel(graph, head=head, tokenizer=em.tokenizer,  # as served
-                           int8=INT8_METHOD if precision == "int8" else None,
-                           pad_tokens=pad_tokens({"packed_tokens": packed}))
+                           int8=INT8_METHOD if precision == "int8" else None)
     parity = checks.logit_parity(task, module, onnx_model, em.tokenizer, max_length=max_length,
                                  doc_stride=doc_stride, sentences=checks.parity_sentences(per_lang=parity_per_lang))
     drift = checks.metric_drift(task, torch_side, onnx_model, em.tokenizer, head=head, max_length=max_length,
                                 doc_stride=doc_stride, max_examples=max_examples)
     if check:
         checks.require_passed(parity, drift, precision)
-    manifest = {**_manifest(em, task, head, precision, max_length, doc_stride, parity, drift, graph_opset(graph)),
-                "packed_tokens": packed}
+    manifest = _manifest(em, task, head, precision, max_length, doc_stride, parity, drift, graph_opset(graph))
     (out / SERVE_MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
     return manifest, em, task
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -85,28 +85,12 @@ def export_graph(module: nn.Module, sample: dict, path: str | os.PathLike[str], 
     module.eval()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with (warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad(), eager_attention(module),
-          _packing(module)):
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad(), eager_attention(module):
         warnings.simplefilter("ignore")
         torch.onnx.export(module, (sample["input_ids"], sample["attention_mask"]), str(path),
                           input_names=list(INPUT_NAMES), output_names=list(family.export_outputs),
                           dynamic_axes=axes, opset_version=OPSET, dynamo=False, do_constant_folding=True)
     return path
-
-
-def packs_tokens(module: nn.Module) -> bool:
-    """Whether the export of ``module`` computes its encoder on real tokens only
-    (:mod:`xstilts.export.packing`): a task head's graph over a BERT-family encoder. A sentence
-    embedding graph reads hidden layers the packing does not restore, so it stays padded."""
-    from xstilts.export.packing import packable
-
-    return isinstance(module, HeadGraph) and packable(module.model.encoder)
-
-
-def _packing(module: nn.Module):
-    from xstilts.export.packing import packed_tokens
-
-    return packed_tokens(module.model.encoder) if packs_tokens(module) else nullcontext()
 
 
 #: int8 methods of :func:`quantize_int8` (``rowwise``: what ``xstilts export --quantize int8`` does).

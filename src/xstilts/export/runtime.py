@@ -45,34 +45,13 @@ class SessionSettings:
         return so
 
 
-#: a row joins a length group while it would be padded by at most this many tokens: what one more
-#: ONNX Runtime call's fixed cost is worth (on a 2-core Zen 4 EPYC, the int8 PAN-X model of the
-#: one-seed grid, one thread: a call took 2.23 ms + 0.20 ms per row and token, F/c 11.1 tokens,
-#: ``python benchmarks/onnx_latency.py --model BUNDLE --fit``; rounded up, as AMX makes c smaller).
-#: Padding beyond that costs more than a call of its own.
-PAD_TOKENS = 12
-#: the same bound for a graph that computes its encoder on real tokens only (``packed_tokens`` in the
-#: manifest, :mod:`xstilts.export.packing`): there a padding token costs only its share of the
-#: attention and its Q/K/V projections (Zen 4 EPYC, one thread, ``onnx_latency.py --fit``: p 69 us
-#: against c 214 us, F/p 56 tokens). Bounded below that: a request batched beside a much longer one
-#: waits for the longer call (``xstilts serve`` at concurrency 8 had a higher p99 with 60 than with 30).
-PACKED_PAD_TOKENS = 32
-
-
-def pad_tokens(manifest: dict) -> int:
-    """How many tokens of padding a row may get in one call of the bundle's graph."""
-    return PACKED_PAD_TOKENS if manifest.get("packed_tokens") else PAD_TOKENS
-
-
 class OnnxModel:
     """An ONNX Runtime session with the call shapes evaluation uses (``predict``, ``embed_sentences``)."""
 
     def __init__(self, path: str | os.PathLike[str], *, head: str | None = None, tokenizer: Any = None,
-                 settings: SessionSettings = SessionSettings(), int8: str | None = None,
-                 pad_tokens: int = PAD_TOKENS) -> None:
+                 settings: SessionSettings = SessionSettings(), int8: str | None = None) -> None:
         """``int8``: the graph's int8 method (None: fp32); a method whose scales span the batch runs
-        every row alone (``row_wise``), a row-wise int8 graph is made exact for this CPU first.
-        ``pad_tokens``: the padding a row may get in a call (:func:`pad_tokens`)."""
+        every row alone (``row_wise``), a row-wise int8 graph is made exact for this CPU first."""
         import onnxruntime as ort
 
         from xstilts.export.graphs import BATCH_DEPENDENT_INT8
@@ -88,7 +67,6 @@ class OnnxModel:
         self.sequence_axis = {o.name: o.shape.index("sequence") if "sequence" in o.shape else None
                               for o in self.session.get_outputs()}
         self.row_wise = int8 in BATCH_DEPENDENT_INT8
-        self.pad_tokens = pad_tokens
 
     # the parts of nn.Module that xstilts.evaluation.predict touches
     def eval(self) -> OnnxModel:
@@ -106,7 +84,7 @@ class OnnxModel:
                      for k in ("input_ids", "attention_mask"))
         width = ids.shape[-1]
         lengths = np.maximum(mask.reshape(ids.shape[0], -1, width).sum(-1).max(-1), 1)  # multiple choice: longest
-        groups = [np.array([i]) for i in range(len(ids))] if self.row_wise else length_groups(lengths, self.pad_tokens)
+        groups = [np.array([i]) for i in range(len(ids))] if self.row_wise else length_groups(lengths)
         if len(groups) == 1 and lengths.max() == width:
             return self.session.run(self.output_names, {"input_ids": ids, "attention_mask": mask})
         parts = []
@@ -145,6 +123,14 @@ class OnnxModel:
                 out = np.empty((len(ids), pooled.shape[1]), dtype=np.float32)
             out[idx] = pooled
         return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+
+
+#: a row joins a length group while it would be padded by at most this many tokens: what one more
+#: ONNX Runtime call's fixed cost is worth (on a 2-core Zen 4 EPYC, the int8 PAN-X model of the
+#: one-seed grid, one thread: a call took 2.23 ms + 0.20 ms per row and token, F/c 11.1 tokens,
+#: ``python benchmarks/onnx_latency.py --model BUNDLE --fit``; rounded up, as AMX makes c smaller).
+#: Padding beyond that costs more than a call of its own.
+PAD_TOKENS = 12
 
 
 def length_groups(lengths: np.ndarray, pad: int = PAD_TOKENS) -> list[np.ndarray]:
@@ -200,9 +186,8 @@ class ServedModel:
         self.task = get_task(self.manifest["task"])
         self.family = self.task.family
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.bundle / TOKENIZER_DIR))
-        self.pad_tokens = pad_tokens(self.manifest)
         self.model = OnnxModel(self.bundle / GRAPH, head=self.manifest.get("head"), tokenizer=self.tokenizer,
-                               settings=settings, int8=int8_method(self.manifest), pad_tokens=self.pad_tokens)
+                               settings=settings, int8=int8_method(self.manifest))
         self.name = name or self.manifest.get("registered_name") or f"xstilts-serve-{self.task.name}"
         self.version = version or str(self.manifest.get("version") or "")
 

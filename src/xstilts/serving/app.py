@@ -26,7 +26,6 @@ from typing import Any
 from fastapi import Request
 
 from xstilts.errors import XstiltsError
-from xstilts.export.runtime import PAD_TOKENS
 from xstilts.serving.batching import DynamicBatcher
 from xstilts.serving.limits import Limits, RequestError, check_rows, rows_from_scoring
 from xstilts.serving.schemas import SCORING_REQUEST, TaskRequest
@@ -52,7 +51,7 @@ class _Served:
         # requests, which would only make the last row wait for the others: single-request batches
         rows = 1 if getattr(model.model, "row_wise", False) else settings.max_batch_rows
         kw = dict(max_batch_rows=rows, max_wait_s=settings.max_wait_ms / 1000, workers=settings.workers,
-                  cost=model.cost, pad_tokens=getattr(model, "pad_tokens", PAD_TOKENS))
+                  cost=model.cost)
         self.batcher = DynamicBatcher(model.predict, **kw)                  # /invocations: plain outputs
         self.described = DynamicBatcher(model.predict_described, **kw)      # task-shaped endpoints
 

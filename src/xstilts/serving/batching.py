@@ -1,8 +1,7 @@
 """Dynamic batching: concurrent requests to one model are answered by few ONNX Runtime calls.
 
 A free worker takes the oldest waiting request; waiting requests whose ``cost`` (a request's
-padded length) keeps the batch within ``pad_tokens`` of its longest join it (the model's bound,
-``PAD_TOKENS`` by default), and so do those
+padded length) keeps the batch within ``PAD_TOKENS`` of its longest join it, and so do those
 arriving within ``max_wait_s``, until it holds ``max_batch_rows`` rows (``max_wait_s`` 0: only
 the requests already waiting join, so a lone request never waits and batches form while the
 workers are busy). A batch so formed runs as one call (ONNX Runtime calls group rows by the same
@@ -35,12 +34,11 @@ class _Waiting:
 class DynamicBatcher:
     def __init__(self, predict: Callable[[list[dict]], list[Any]], *, max_batch_rows: int = 32,
                  max_wait_s: float = 0.005, workers: int = 1,
-                 cost: Callable[[list[dict]], float] | None = None, pad_tokens: int = PAD_TOKENS) -> None:
+                 cost: Callable[[list[dict]], float] | None = None) -> None:
         self.predict = predict
         self.cost = cost
         self.max_batch_rows = max_batch_rows
         self.max_wait_s = max_wait_s
-        self.pad_tokens = pad_tokens
         self.workers = max(1, workers)
         self.executor = ThreadPoolExecutor(self.workers, thread_name_prefix="xstilts-batch")
         self.batches = 0
@@ -52,7 +50,7 @@ class DynamicBatcher:
 
     def stats(self) -> dict[str, Any]:
         return {"max_batch_rows": self.max_batch_rows, "max_wait_ms": self.max_wait_s * 1000,
-                "workers": self.workers, "pad_tokens": self.pad_tokens, "batches": self.batches, "rows": self.rows}
+                "workers": self.workers, "batches": self.batches, "rows": self.rows}
 
     async def submit(self, rows: list[dict]) -> list[Any]:
         loop = asyncio.get_running_loop()
@@ -93,11 +91,11 @@ class DynamicBatcher:
 
     def _take_similar(self, batch: list[_Waiting], n: int) -> int:
         """Move waiting requests into ``batch`` (in arrival order) while its costs stay within
-        ``pad_tokens`` of each other, up to the rows; an infinite cost joins nothing."""
+        ``PAD_TOKENS`` of each other, up to the rows; an infinite cost joins nothing."""
         lo, hi = min(item.cost for item in batch), max(item.cost for item in batch)
         left: deque[_Waiting] = deque()
         for item in self._pending:
-            if n < self.max_batch_rows and max(hi, item.cost) - min(lo, item.cost) <= self.pad_tokens:
+            if n < self.max_batch_rows and max(hi, item.cost) - min(lo, item.cost) <= PAD_TOKENS:
                 batch.append(item)
                 n += len(item.rows)
                 lo, hi = min(lo, item.cost), max(hi, item.cost)

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from xstilts.export.runtime import PACKED_PAD_TOKENS, PAD_TOKENS
+from xstilts.export.runtime import PAD_TOKENS
 
 
 def load_served(refs: list[str], *, intra_op_threads: int = 0, inter_op_threads: int = 0, spinning: bool = False,
@@ -57,7 +57,7 @@ def parallelism(workers: int, intra_op_threads: int, cores: int | None = None) -
 @click.option("--max-batch-rows", type=int, default=32, show_default=True,
               help="Rows per ONNX Runtime call, gathered across concurrent requests (the oldest waiting "
                    f"request leads; only requests whose padded lengths stay within {PAD_TOKENS} tokens "
-                   f"of each other join it, {PACKED_PAD_TOKENS} for a graph that packs real tokens).")
+                   "of each other join it).")
 @click.option("--max-wait-ms", type=float, default=0.0, show_default=True,
               help="How long a batch waits for more requests (0: a free worker takes what is waiting at once; "
                    "batches form while the workers are busy).")
