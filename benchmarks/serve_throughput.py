@@ -184,6 +184,7 @@ def export_both(model_uri: str, max_examples: int, registered: list) -> tuple[di
         drift = {lang: round(r["drift"], 2) for lang, r in metric["languages"].items()}
         print(f"export {precision}: {reg.uri}; max abs logit diff "
               f"{result.manifest['checks']['parity']['max_abs_diff']:.2e}; F1 drift per language {drift}", flush=True)
+        print_act7(result.manifest)
         out[precision] = reg.uri
         try:
             require_passed(result.manifest["checks"]["parity"], metric, precision)
@@ -191,6 +192,18 @@ def export_both(model_uri: str, max_examples: int, registered: list) -> tuple[di
             refused[precision] = str(exc)
             print(f"  (xstilts export would refuse it: {exc})", flush=True)
     return out, refused
+
+
+def print_act7(manifest: dict) -> None:
+    """The int8 export's 7-bit-activation form: its checks, and whether this CPU's (d) serves it."""
+    from xstilts.export.runtime import int8_form
+
+    act7 = manifest.get("int8_act7")
+    if act7:
+        drift = {lang: round(r["drift"], 2) for lang, r in act7["metric"]["languages"].items()}
+        print(f"  7-bit-activation form (served without VNNI if it passes): max abs logit diff "
+              f"{act7['parity']['max_abs_diff']:.2e}; F1 drift per language {drift}; "
+              f"{'passed' if act7['passed'] else 'refused'}; this CPU serves int8 as {int8_form(manifest)}", flush=True)
 
 
 def setups(torch_uri: str, exports: dict[str, str]) -> list[tuple[str, str, callable]]:

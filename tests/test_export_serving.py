@@ -205,6 +205,15 @@ def test_int8_export_is_rowwise_int8_and_tagged_int8(model_dirs, panx_bundle, tm
     assert result.manifest["int8_calibration"] == {"outliers": 8, "gptq": True, "sentences": 512,
                                                    "source": "tatoeba de-en test, English side, from line 100"}
     assert result.tags["int8_calibration.outliers"] == "8" and result.tags["int8_calibration.gptq"] == "True"
+    act7 = result.manifest["int8_act7"]  # the form CPUs without VNNI serve when it passes, checked on its own
+    assert act7["activation_bits"] == 7 and act7["zero_point"] == 64
+    assert act7["parity"]["languages"] == result.manifest["checks"]["parity"]["languages"]
+    assert act7["parity"]["max_abs_diff"] != result.manifest["checks"]["parity"]["max_abs_diff"]
+    main_langs = result.manifest["checks"]["metric"]["languages"]
+    torch_scores = {k: r["torch"] for k, r in act7["metric"]["languages"].items()}
+    assert torch_scores == {k: r["torch"] for k, r in main_langs.items()}  # scored once, reused
+    assert act7["passed"] is (act7["refused"] is None)
+    assert result.tags["int8_act7.passed"] == str(act7["passed"]).lower()
 
 
 def _panx_rows(langs=("en", "de", "sw"), n=10):
@@ -256,6 +265,8 @@ def test_scoring_protocol_formats_agree_and_name_the_model(client):
     assert all(a == answers[0] for a in answers) and len(answers[0][0]) == len(words)
     for path in ("/ping", "/health", "/version", "/models", "/openapi.json", "/docs"):
         assert client.get(path).status_code == 200, path
+    listed = client.get("/models").json()["models"][0]
+    assert listed["precision"] == "fp32" and listed["int8_form"] is None  # how an int8 graph runs on this CPU
 
 
 def test_tag_endpoint_gives_tokens_with_offsets(client):
@@ -724,6 +735,11 @@ def test_int8_export_check_of_a_trained_head_measures_drift_and_refuses_over_the
     assert metric["max_abs_drift"] == max(abs(v["drift"]) for v in metric["languages"].values())
     assert metric["max_abs_drift"] <= INT8_MAX_DRIFT, metric
     require_passed(checks["parity"], metric, "int8")
+    act7 = trained_int8.manifest["int8_act7"]["metric"]
+    print("its 7-bit-activation form:", act7["languages"], trained_int8.manifest["int8_act7"]["refused"])
+    assert list(act7["languages"]) == list(metric["languages"]) and act7["max_examples"] == 1000
+    assert act7["max_abs_drift"] == max(abs(v["drift"]) for v in act7["languages"].values())
+    assert trained_int8.manifest["int8_act7"]["passed"] is (act7["max_abs_drift"] <= INT8_MAX_DRIFT)
     over = {**metric, "max_abs_drift": INT8_MAX_DRIFT + 0.01}
     with pytest.raises(XstiltsError, match=r"the int8 export moves the task metric by .* \(limit 0.5\)"):
         require_passed(checks["parity"], over, "int8")
@@ -767,6 +783,7 @@ def test_served_int8_f1_is_the_export_checks_int8_f1(trained_panx, trained_int8,
     move it), within 0.5 F1 of `xstilts evaluate` (fp32 PyTorch) on them."""
     from xstilts.data.loading import load_examples
     from xstilts.evaluation.metrics.registry import get_metric
+    from xstilts.export.runtime import int8_form
 
     model_dir, _ = trained_panx
     n = 1000  # the check's max_examples: the same sentences
@@ -775,8 +792,12 @@ def test_served_int8_f1_is_the_export_checks_int8_f1(trained_panx, trained_int8,
     examples = load_examples("panx", "en", "dev")[:n]
     served = _served(trained_int8.bundle, [{"words": list(ex.words)} for ex in examples])
     got = get_metric("seqeval_f1").compute([list(ex.tags) for ex in examples], served)["f1"]
-    checked = trained_int8.manifest["checks"]["metric"]["languages"]["en"]
-    print(f"served int8 F1 {got:.2f}, export check int8 {checked['onnx']:.2f}, xstilts evaluate fp32 {fp32:.2f}")
+    # the figures of the form this CPU serves: without VNNI, the 7-bit-activation form's own check where it passed
+    form = int8_form(trained_int8.manifest)
+    checks = trained_int8.manifest["int8_act7"] if form == "act7" else trained_int8.manifest["checks"]
+    checked = checks["metric"]["languages"]["en"]
+    print(f"served int8 ({form}) F1 {got:.2f}, export check int8 {checked['onnx']:.2f}, "
+          f"xstilts evaluate fp32 {fp32:.2f}")
     assert got == pytest.approx(checked["onnx"], abs=1e-9)
     assert fp32 == pytest.approx(checked["torch"], abs=1e-6)
     assert abs(got - fp32) <= 0.5

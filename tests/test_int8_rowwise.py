@@ -103,6 +103,58 @@ def test_u8u8_version_gives_the_same_outputs(tmp_path):
     assert fp32 == str(tmp_path / "f.onnx")  # no row-wise int8 in it
 
 
+def _reference7(x, w):
+    """The 7-bit-activation form in numpy: |round(x / s_x)| <= 63 with s_x = max |x| / 63."""
+    s_x = np.maximum(np.abs(x).max(-1, keepdims=True), 1e-8) / 63
+    s_w = np.abs(w).max(0) / 127
+    s_w[s_w == 0] = 1.0
+    return (np.round(x / s_x) @ np.clip(np.round(w / s_w), -127, 127)) * s_w * s_x
+
+
+def test_act7_form_is_its_numpy_definition_where_8_bit_u8s8_would_saturate(tmp_path):
+    """Weights all +-127 and activations at their row's maximum: a pair of u8 x s8 products sums to
+    2 x 255 x 127 in the 8-bit graph (beyond int16 for vpmaddubsw), to 2 x 127 x 127 here. The 7-bit
+    form is its definition on any CPU, AVX2-only ones included, with int8 weights kept."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from xstilts.export.int8_rowwise import exact_graph, quantize_rowwise, saturating_u8s8, to_act7
+
+    w = np.where(np.arange(64 * 8).reshape(64, 8) % 3 == 0, -1.0, 1.0).astype(np.float32)
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "s", 64])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(w, "w")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(tmp_path / "f.onnx"))
+    quantize_rowwise(tmp_path / "f.onnx", tmp_path / "q.onnx")
+    x = np.full((2, 3, 64), 2.5, np.float32)
+    x[1] = np.random.default_rng(4).normal(size=(3, 64))
+    act7 = exact_graph(tmp_path / "q.onnx", saturating=False, act7=True)
+    model = onnx.load_from_string(act7)
+    assert {i.data_type for i in model.graph.initializer if i.name.endswith("_q")} == {onnx.TensorProto.INT8}
+    y = ort.InferenceSession(act7, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_allclose(y, _reference7(x, w), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(y[0], x[0] @ w, rtol=1e-5)  # constant rows round exactly
+    if saturating_u8s8():  # AVX2 without VNNI: the 8-bit graph run as exported is wrong here (0.4 for 50)
+        raw = ort.InferenceSession(str(tmp_path / "q.onnx"), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+        assert np.abs(raw[0][0] - x[0] @ w).max() > 1.0
+    assert to_act7(onnx.load(str(tmp_path / "f.onnx"))) == 0  # fp32: nothing to change
+    assert exact_graph(tmp_path / "f.onnx", act7=True) == str(tmp_path / "f.onnx")
+
+
+@pytest.mark.parametrize("manifest, saturating, form", [
+    ({"precision": "fp32"}, True, None),
+    ({"precision": "int8", "int8_method": "rowwise", "int8_act7": {"passed": True}}, False, "u8s8"),
+    ({"precision": "int8", "int8_method": "rowwise", "int8_act7": {"passed": True}}, True, "act7"),
+    ({"precision": "int8", "int8_method": "rowwise", "int8_act7": {"passed": False}}, True, "u8u8"),
+    ({"precision": "int8", "int8_method": "rowwise"}, True, "u8u8"),  # bundles exported before the form
+    ({"precision": "int8"}, True, "blockwise"),
+])
+def test_which_int8_form_a_cpu_serves(manifest, saturating, form):
+    from xstilts.export.runtime import int8_form
+
+    assert int8_form(manifest, saturating) == form
+
+
 @pytest.mark.parametrize("flags, machine, saturating", [
     ("fpu sse avx2 fma avx512f avx512bw", "x86_64", True),       # Skylake-X: vpmaddubsw
     ("fpu sse avx2 fma", "x86_64", True),                         # AVX2-only EPYC, laptops

@@ -78,9 +78,11 @@ def drift_languages(task) -> list[str]:
 
 
 def metric_drift(task, torch_side, onnx_side, tokenizer, *, head: str | None, max_length: int, doc_stride: int,
-                 max_examples: int, low_resource: int = 2) -> dict[str, Any]:
+                 max_examples: int, low_resource: int = 2, reference: dict | None = None) -> dict[str, Any]:
     """Task metric of both sides on English and ``low_resource`` languages that have local gold (the
-    lowest-resource ones with :data:`MIN_DRIFT_EXAMPLES` examples first, smaller sets only to fill up)."""
+    lowest-resource ones with :data:`MIN_DRIFT_EXAMPLES` examples first, smaller sets only to fill up).
+    ``reference``: an earlier result of this check on the same model and sets, whose PyTorch scores
+    are taken instead of scoring ``torch_side`` again."""
     from xstilts.evaluation.predict import headline
 
     split = "dev" if "dev" in task.splits else "test"
@@ -89,7 +91,9 @@ def metric_drift(task, torch_side, onnx_side, tokenizer, *, head: str | None, ma
     for lang, data in loaded.items():
         kw = dict(lang=lang, split=split, head=head, max_length=max_length, doc_stride=doc_stride,
                   max_examples=max_examples)
-        ref = headline(task, task.family.score_exported(task, torch_side, tokenizer, data, **kw))
+        known = (reference or {}).get("languages", {}).get(lang)
+        ref = known["torch"] if known else headline(task, task.family.score_exported(task, torch_side, tokenizer,
+                                                                                        data, **kw))
         got = headline(task, task.family.score_exported(task, onnx_side, tokenizer, data, **kw))
         rows[lang] = {"torch": ref, "onnx": got, "drift": got - ref, "examples": _size(data)}
     if skipped:

@@ -49,16 +49,17 @@ class OnnxModel:
     """An ONNX Runtime session with the call shapes evaluation uses (``predict``, ``embed_sentences``)."""
 
     def __init__(self, path: str | os.PathLike[str], *, head: str | None = None, tokenizer: Any = None,
-                 settings: SessionSettings = SessionSettings(), int8: str | None = None) -> None:
+                 settings: SessionSettings = SessionSettings(), int8: str | None = None, act7: bool = False) -> None:
         """``int8``: the graph's int8 method (None: fp32); a method whose scales span the batch runs
-        every row alone (``row_wise``), a row-wise int8 graph is made exact for this CPU first."""
+        every row alone (``row_wise``), a row-wise int8 graph is made exact for this CPU first, or, with
+        ``act7``, run in its 7-bit-activation form (see :mod:`xstilts.export.int8_rowwise`)."""
         import onnxruntime as ort
 
         from xstilts.export.graphs import BATCH_DEPENDENT_INT8
         from xstilts.export.int8_rowwise import exact_graph
 
         self.path = Path(path)
-        source = exact_graph(path) if int8 == "rowwise" else str(path)
+        source = exact_graph(path, act7=act7) if int8 == "rowwise" else str(path)
         self.session = ort.InferenceSession(source, settings.options(), providers=["CPUExecutionProvider"])
         self.head = head
         self.tokenizer = tokenizer
@@ -172,6 +173,21 @@ def int8_method(manifest: dict) -> str | None:
     return manifest.get("int8_method", "blockwise")
 
 
+def int8_form(manifest: dict, saturating: bool | None = None) -> str | None:
+    """How this CPU runs the bundle's graph: None (fp32), ``"act7"`` (a row-wise int8 bundle whose
+    7-bit-activation form passed its export check, on a CPU whose u8 x s8 kernel saturates), ``"u8u8"``
+    (the same CPU, that form not checked or refused), ``"u8s8"`` (VNNI, AMX, ARM: the graph as
+    exported) or the bundle's other int8 method."""
+    from xstilts.export.int8_rowwise import saturating_u8s8
+
+    method = int8_method(manifest)
+    if method != "rowwise":
+        return method
+    if not (saturating_u8s8() if saturating is None else saturating):
+        return "u8s8"
+    return "act7" if (manifest.get("int8_act7") or {}).get("passed") else "u8u8"
+
+
 class ServedModel:
     """One exported bundle, loaded: predicts request rows as its family serves them."""
 
@@ -186,8 +202,9 @@ class ServedModel:
         self.task = get_task(self.manifest["task"])
         self.family = self.task.family
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.bundle / TOKENIZER_DIR))
+        self.int8_form = int8_form(self.manifest)
         self.model = OnnxModel(self.bundle / GRAPH, head=self.manifest.get("head"), tokenizer=self.tokenizer,
-                               settings=settings, int8=int8_method(self.manifest))
+                               settings=settings, int8=int8_method(self.manifest), act7=self.int8_form == "act7")
         self.name = name or self.manifest.get("registered_name") or f"xstilts-serve-{self.task.name}"
         self.version = version or str(self.manifest.get("version") or "")
 

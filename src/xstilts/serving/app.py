@@ -76,7 +76,8 @@ class _Served:
     def info(self) -> dict[str, Any]:
         m = self.model.manifest
         return {"name": self.model.name, "version": self.model.version, "task": m["task"], "family": m["family"],
-                "endpoint": m["endpoint"], "precision": m["precision"], "max_length": m["max_length"],
+                "endpoint": m["endpoint"], "precision": m["precision"],
+                "int8_form": self.model.int8_form, "max_length": m["max_length"],
                 "labels": m.get("labels"), "inputs": m["serving"]["inputs"]}
 
 
