@@ -13,6 +13,7 @@ import click
 
 from xstilts import __version__
 from xstilts.errors import XstiltsError
+from xstilts.runtime.cpu import THREADS_HELP
 
 
 def _progress_lines() -> None:
@@ -91,7 +92,7 @@ def model_prepare(cache_dir: str | None, wheel_dir: str | None, force: bool) -> 
 @click.option("--random-init", is_flag=True, help="Same architecture with random weights (a chance-level control).")
 @click.option("--num-layers", type=int, default=None, help="Keep only the first N transformer layers.")
 @click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--threads", type=int, default=None, help="Torch threads (default: all available cores).")
+@click.option("--threads", type=int, default=None, help=THREADS_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--track", is_flag=True, help="Log params, per-language metrics (tatoeba.accuracy.{lang}) and the "
               "JSON result to an MLflow run (the run `mlflow run` started, or a new one).")

@@ -45,7 +45,8 @@ class TrainingArgs:
     eval_every: int = field(default=0, metadata={"help": "Steps between dev evaluations; 0 = once per epoch."})
     checkpoint_every: int = field(default=0, metadata={"help": "Steps between resumable checkpoints; 0 = at each eval."})
     eval_batch_size: int = field(default=64, metadata={"help": "Examples per evaluation batch."})
-    threads: int = field(default=0, metadata={"help": "Torch threads; 0 = all available cores."})
+    threads: int = field(default=0, metadata={
+        "help": "Torch threads; 0 = OMP_NUM_THREADS when set, else all available cores."})
     device: str = field(default="auto", metadata={
         "help": "Where to train: auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda or cuda:N. "
                 "Like threads, not part of the run_key."})

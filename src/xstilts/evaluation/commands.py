@@ -6,6 +6,7 @@ import json
 import click
 
 from xstilts.evaluation.metrics.bucc import ThresholdPolicy
+from xstilts.runtime.cpu import THREADS_HELP
 from xstilts.runtime.device import DEVICE_HELP
 
 
@@ -67,7 +68,7 @@ def format_report(report) -> str:
 @click.option("--track/--no-track", default=True, show_default=True,
               help="Log to MLflow (a child run of the model's training run).")
 @click.option("--run-id", default=None, help="Log into this existing MLflow run instead.")
-@click.option("--threads", type=int, default=None, help="Torch threads (default: all available cores).")
+@click.option("--threads", type=int, default=None, help=THREADS_HELP)
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def evaluate(model_ref, task, langs, split, max_examples, batch_size, max_tokens, bf16, out_dir, layer, bucc_threshold,

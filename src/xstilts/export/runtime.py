@@ -24,7 +24,8 @@ SERVE_MANIFEST = "xstilts_serve.json"
 
 @dataclass(frozen=True)
 class SessionSettings:
-    """ONNX Runtime's threading: ``intra_op`` threads per operator (0: ORT's default), ``inter_op`` across;
+    """ONNX Runtime's threading: ``intra_op`` threads per operator (0: ``OMP_NUM_THREADS`` when set, else
+    ORT's default), ``inter_op`` across;
     ``spinning``: idle ORT threads busy-wait for the next operator (ORT's default). Off by default here: a
     server shares its cores with the HTTP event loop (and, in a loopback benchmark, the client), which
     spinning threads starve between calls."""
@@ -37,7 +38,9 @@ class SessionSettings:
         import onnxruntime as ort
 
         so = ort.SessionOptions()
-        so.intra_op_num_threads = self.intra_op_threads
+        from xstilts.runtime.cpu import thread_budget
+
+        so.intra_op_num_threads = self.intra_op_threads or thread_budget() or 0
         so.inter_op_num_threads = self.inter_op_threads
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spinning else "0")

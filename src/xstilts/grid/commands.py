@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from xstilts.errors import XstiltsError
+from xstilts.runtime.cpu import THREADS_HELP
 from xstilts.runtime.device import DEVICE_HELP
 
 
@@ -15,7 +16,7 @@ from xstilts.runtime.device import DEVICE_HELP
               help="Grid YAML (default: the embedded offline grid, configs/default.yaml).")
 @click.option("--output-dir", default=None, help="Where results, evaluations and the report go "
               "(default: the config's output_dir).")
-@click.option("--threads", type=int, default=None, help="Torch threads (default: all cores).")
+@click.option("--threads", type=int, default=None, help=THREADS_HELP)
 @click.option("--device", default=None, help=DEVICE_HELP + " Default: the config's device (auto).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @click.option("--executor", type=click.Choice(["inprocess", "ray"]), default="inprocess", show_default=True,

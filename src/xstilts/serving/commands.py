@@ -37,14 +37,17 @@ def load_served(refs: list[str], *, intra_op_threads: int = 0, inter_op_threads:
 
 def parallelism(workers: int, intra_op_threads: int, cores: int | None = None) -> tuple[int, int]:
     """``(workers, ONNX Runtime threads per call)``, 0 meaning automatic: one worker per core (at most 4)
-    and the cores shared out among them.
+    and the cores shared out among them (the cores: ``OMP_NUM_THREADS`` when set, else those this
+    process may run on).
 
     Measured on a 2-core AMX Xeon with the earlier blockwise int8 graph (2026-12-05, one-seed
     default-grid PAN-X model, one real sentence per request at concurrency 8): 2 workers x 1 thread
     served 170-177 requests/s, p99 91 ms; 1 worker x 2 threads 122-145 requests/s, p99 158-170 ms:
     per-call threads pay a handoff on every operator of a short sentence, separate calls do not.
     With the row-wise graph 3, 4 and 8 workers were no better than 2 (scratch client)."""
-    cores = cores or os.cpu_count() or 1
+    from xstilts.runtime.cpu import cpu_threads
+
+    cores = cores or cpu_threads()
     workers = workers or min(cores, 4)
     return workers, intra_op_threads or max(1, cores // workers)
 

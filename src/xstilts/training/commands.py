@@ -13,6 +13,7 @@ import click
 import yaml
 
 from xstilts.errors import XstiltsError
+from xstilts.runtime.cpu import THREADS_HELP
 from xstilts.runtime.device import DEVICE_HELP
 
 
@@ -53,7 +54,7 @@ def _common(f):
         click.option("--max-length", type=int, default=None),
         click.option("--num-layers", type=int, default=None, help="Keep only the first N encoder layers (quick tests)."),
         click.option("--set", "sets", multiple=True, help="Override any config field: --set training.warmup_ratio=0.06"),
-        click.option("--threads", type=int, default=None, help="Torch threads (default: all cores)."),
+        click.option("--threads", type=int, default=None, help=THREADS_HELP),
         click.option("--device", default=None, help=DEVICE_HELP + " Default: the config's training.device."),
         click.option("--no-progress", is_flag=True, help="No progress bar."),
         click.option("--json", "as_json", is_flag=True, help="Print the result as JSON."),

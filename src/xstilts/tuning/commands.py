@@ -7,6 +7,7 @@ import os
 import click
 
 from xstilts.errors import XstiltsError
+from xstilts.runtime.cpu import THREADS_HELP
 from xstilts.runtime.device import DEVICE_HELP
 
 
@@ -27,7 +28,7 @@ from xstilts.runtime.device import DEVICE_HELP
               "(default: the config's, else sqlite:///optuna.db in the working directory).")
 @click.option("--study-name", default=None, help="Study name (default: derived from a hash of the request, so "
               "the same request continues or reuses the same study).")
-@click.option("--threads", type=int, default=None, help="Torch threads (default: all cores).")
+@click.option("--threads", type=int, default=None, help=THREADS_HELP)
 @click.option("--device", default=None, help=DEVICE_HELP + " Default: the config's device (auto).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @click.option("--executor", type=click.Choice(["inprocess", "ray"]), default="inprocess", show_default=True,
