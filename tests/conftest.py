@@ -28,22 +28,6 @@ def _share_the_cores_among_xdist_workers() -> None:
 
 _share_the_cores_among_xdist_workers()
 
-
-def pytest_collection_modifyitems(config, items):
-    """Files that hold ``slow`` tests first, and in each file its slow tests first; otherwise the order
-    stays. Under ``-n 2`` a worker takes a whole file and is handed another one when at most two of its
-    tests are left, and the other runs alone at the end: the full Tatoeba check's file (8 minutes of fp32
-    on one thread) came late in xdist's default order (files with the most tests first), and on a Zen 4
-    EPYC with torch held to AVX2 and fp32 the suite took 15 min 36 s at 149 % CPU. Its slow tests come
-    first in their file so that no other file queues behind them on their worker."""
-    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    first_seen: dict = {}
-    for i, item in enumerate(items):
-        first_seen.setdefault(item.path, i)
-    items.sort(key=lambda item: (item.path not in slow_files, first_seen[item.path],
-                                 item.get_closest_marker("slow") is None))
-
-
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 

@@ -69,6 +69,20 @@ def test_full_check_default_encoder_reaches_85_percent(full_tatoeba_check):
     assert full_tatoeba_check["mean"] >= 85.0, full_tatoeba_check
 
 
+@pytest.mark.slow
+def test_full_check_random_init_is_below_10_percent(default_encoder_dir):
+    """Acceptance control: the same shape with random weights is near chance (< 10 %).
+
+    200 pairs per language: fewer candidates make chance hits likelier, so this is
+    the harder case for the threshold, and it runs 5x faster than the full sets.
+    """
+    result = CliRunner().invoke(main, ["model", "check", "--json", "--random-init", "--max-pairs", "200"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert len(payload["accuracy"]) == 36
+    assert payload["mean"] < 10.0, payload
+
+
 #: high- and low-resource languages in five scripts, full test sets
 REPRODUCE_LANGS = ["de", "jv", "kk", "sw", "ta", "zh"]
 
