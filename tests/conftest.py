@@ -31,33 +31,11 @@ _share_the_cores_among_xdist_workers()
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def once_per_run(tmp_path_factory, name: str, compute):
-    """``compute()``'s JSON-able result, computed by one pytest process of the run and read by the others.
-
-    Under pytest-xdist every worker builds its own session fixtures; this keeps the costly ones
-    (the full Tatoeba check: minutes) to one computation per run, as without xdist. The workers share
-    the parent of their base temp folder; a lock there makes the others wait for the first."""
-    import fcntl
-    import json
-
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent
-    result = root / f"{name}.json"
-    with open(root / f"{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not result.is_file():
-            result.write_text(json.dumps(compute()))
-    return json.loads(result.read_text())
-
-
 @pytest.fixture(scope="session")
-def default_encoder_dir(tmp_path_factory) -> Path:
-    """The converted default encoder (prepared by one worker at a time: a second would replace the
-    folder the first is reading)."""
+def default_encoder_dir() -> Path:
     from xstilts.encoders.default_encoder import prepare_default_encoder
 
-    return Path(once_per_run(tmp_path_factory, "default-encoder", lambda: str(prepare_default_encoder())))
+    return prepare_default_encoder()
 
 
 @pytest.fixture(scope="session")
@@ -82,23 +60,6 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"{SHARED_DATA} not present (only on the project's machines and CI)")
     return SHARED_DATA
-
-
-@pytest.fixture(scope="session")
-def full_tatoeba_check(default_encoder_dir, tmp_path_factory) -> dict:
-    """`xstilts model check --json` on all 36 languages, full sets, run once per test run (slow tests)."""
-    def check() -> dict:
-        import json
-
-        from click.testing import CliRunner
-
-        from xstilts.cli import main
-
-        result = CliRunner().invoke(main, ["model", "check", "--json"])
-        assert result.exit_code == 0, result.output
-        return json.loads(result.stdout)
-
-    return once_per_run(tmp_path_factory, "full-tatoeba-check", check)
 
 
 @pytest.fixture

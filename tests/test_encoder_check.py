@@ -62,6 +62,15 @@ def test_cli_json_and_mlflow_tracking(tmp_path, monkeypatch):
     assert (tmp_path / "mlartifacts").is_dir()
 
 
+@pytest.fixture(scope="module")
+def full_tatoeba_check(default_encoder_dir) -> dict:
+    """`xstilts model check --json` on all 36 languages, full sets, once for the two tests below (in one
+    file, so that ``pytest -n 2 --dist loadfile`` also runs it once: a worker takes a whole file)."""
+    result = CliRunner().invoke(main, ["model", "check", "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
 @pytest.mark.slow
 def test_full_check_default_encoder_reaches_85_percent(full_tatoeba_check):
     """Acceptance: all 36 XTREME Tatoeba languages, full LASER v1 sets, mean >= 85 %."""
@@ -93,9 +102,7 @@ def test_tatoeba_on_the_default_encoder_reproduces_the_check(tmp_path, full_tato
     on the same full test sets (xx->en, within 0.5 point: either side may run in bf16), on six of the
     check's 36 languages; ``evaluate`` takes all 36 by default. Six, not 36: the full 36-language
     run re-embedded 60,000 sentences the check had just embedded (178 s of the suite on a 2-core
-    Xeon, several times that on AVX2-only CPUs), and its per-language scoring is the same code. In this
-    file, beside the check's own test, so that ``pytest -n 2 --dist loadfile`` runs the check once, on the
-    worker that runs both."""
+    Xeon, several times that on AVX2-only CPUs), and its per-language scoring is the same code."""
     assert sorted(get_task("tatoeba").languages) == sorted(full_tatoeba_check["accuracy"])
     report = evaluate_model("default", "tatoeba", langs=REPRODUCE_LANGS, out_dir=tmp_path, log_to_mlflow=False,
                             progress=False)
