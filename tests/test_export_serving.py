@@ -251,6 +251,30 @@ def client(panx_bundle):
         yield c
 
 
+def test_a_closed_app_lets_go_of_its_models(panx_bundle):
+    """FastAPI keeps every endpoint function it has seen in a process-wide cache: routes that closed
+    over the served models kept every app's ONNX Runtime sessions (about 1 GB each) for good."""
+    import gc
+    import weakref
+
+    from fastapi.testclient import TestClient
+
+    from xstilts.export.runtime import ServedModel
+    from xstilts.serving.app import create_app
+
+    served = ServedModel(panx_bundle.bundle, name="xstilts-serve-panx", version="1")
+    alive = weakref.ref(served)
+    with TestClient(create_app([served])) as c:
+        for path in ("/health", "/version", "/models"):
+            assert c.get(path).status_code == 200
+        answer = c.post("/models/xstilts-serve-panx/tag", json={"inputs": [{"words": ["Nairobi", "."]}]})
+        assert answer.status_code == 200
+        assert c.post("/invocations", json={"inputs": [{"words": ["Nairobi"]}]}).status_code == 200
+    del served, c
+    gc.collect()
+    assert alive() is None
+
+
 def test_scoring_protocol_formats_agree_and_name_the_model(client):
     words = ["Rais", "Samia", "Suluhu", "alizuru", "Nairobi", "."]
     bodies = [{"dataframe_records": [{"words": words}]},

@@ -139,13 +139,20 @@ def create_app(models: list, settings: ServeSettings = ServeSettings()):
                   description="Cross-lingual inference with exported xstilts models (ONNX Runtime).")
     app.state.served, app.state.settings = served, settings
     _install_errors(app)
-    _add_meta_routes(app, served, settings)
-    _add_predict_routes(app, served, settings)
+    _add_meta_routes(app)
+    _add_predict_routes(app, sorted(served), sorted({s.model.manifest["endpoint"] for s in served.values()}))
     app.add_middleware(BodyLimit, max_bytes=settings.limits.max_body_bytes)
     return app
 
 
-def _add_meta_routes(app, served: dict[str, _Served], settings: ServeSettings) -> None:
+def _served_of(request: Request) -> dict[str, _Served]:
+    """The app's models. Routes read them from the app rather than close over them: FastAPI keeps
+    every endpoint function it has seen in a process-wide cache, so a closure would keep an app's
+    ONNX Runtime sessions alive after the app is gone (about 1 GB per fp32 model)."""
+    return request.app.state.served
+
+
+def _add_meta_routes(app) -> None:
     import onnxruntime
 
     from xstilts import __version__
@@ -155,19 +162,19 @@ def _add_meta_routes(app, served: dict[str, _Served], settings: ServeSettings) -
         return {"status": "ok"}
 
     @app.get("/health")
-    async def health() -> dict:
-        models = {n: _stats(s.batcher.stats(), s.described.stats()) for n, s in served.items()}
+    async def health(request: Request) -> dict:
+        models = {n: _stats(s.batcher.stats(), s.described.stats()) for n, s in _served_of(request).items()}
         return {"status": "ok", "models": models,
-                "settings": asdict(settings)}
+                "settings": asdict(request.app.state.settings)}
 
     @app.get("/version")
-    async def version() -> dict:
+    async def version(request: Request) -> dict:
         return {"xstilts": __version__, "onnxruntime": onnxruntime.__version__,
-                "models": [{"name": n, "version": s.model.version} for n, s in served.items()]}
+                "models": [{"name": n, "version": s.model.version} for n, s in _served_of(request).items()]}
 
     @app.get("/models")
-    async def list_models() -> dict:
-        return {"models": [s.info() for s in served.values()]}
+    async def list_models(request: Request) -> dict:
+        return {"models": [s.info() for s in _served_of(request).values()]}
 
 
 def _pick(served: dict[str, _Served], name: str | None) -> _Served:
@@ -180,30 +187,30 @@ def _pick(served: dict[str, _Served], name: str | None) -> _Served:
     return served[name]
 
 
-def _add_predict_routes(app, served: dict[str, _Served], settings: ServeSettings) -> None:
+def _add_predict_routes(app, model_names: list[str], endpoint_names: list[str]) -> None:
     from fastapi import Path
 
     # the schema lists what is served, so clients (and schemathesis) see the valid names
-    names = Path(description="a served model (GET /models)", json_schema_extra={"enum": sorted(served)})
-    endpoints = Path(description="the model's task endpoint",
-                     json_schema_extra={"enum": sorted({s.model.manifest["endpoint"] for s in served.values()})})
+    names = Path(description="a served model (GET /models)", json_schema_extra={"enum": model_names})
+    endpoints = Path(description="the model's task endpoint", json_schema_extra={"enum": endpoint_names})
 
     @app.post("/invocations", openapi_extra=SCORING_REQUEST)
     async def invocations(request: Request, model: str | None = None) -> dict:
         """MLflow's scoring protocol; the predictions are the model family's plain outputs."""
-        s = _pick(served, model)
-        rows = s.checked(rows_from_scoring(await _json_body(request)), settings.limits)
+        s = _pick(_served_of(request), model)
+        rows = s.checked(rows_from_scoring(await _json_body(request)), request.app.state.settings.limits)
         predictions = await s.answer(s.batcher, rows)
         return {"predictions": predictions, "model": s.model.name, "version": s.model.version}
 
     @app.post("/models/{name}/{endpoint}")
-    async def task_endpoint(body: TaskRequest, name: str = names, endpoint: str = endpoints) -> dict:
+    async def task_endpoint(request: Request, body: TaskRequest, name: str = names,
+                            endpoint: str = endpoints) -> dict:
         """Task-shaped answers: ``classify``, ``tag``, ``answer``, ``choose`` or ``embed``
         (each model answers its family's one; ``GET /models`` lists them)."""
-        s = _pick(served, name)
+        s = _pick(_served_of(request), name)
         if endpoint != s.model.manifest["endpoint"]:
             raise RequestError(404, f"model {name!r} ({s.model.manifest['task']}) answers "
                                     f"/models/{name}/{s.model.manifest['endpoint']}, not {endpoint!r}")
-        rows = s.checked(body.inputs, settings.limits)
+        rows = s.checked(body.inputs, request.app.state.settings.limits)
         return {"model": s.model.name, "version": s.model.version, "task": s.model.manifest["task"],
                 "predictions": await s.answer(s.described, rows)}
