@@ -95,6 +95,23 @@ def test_fingerprint_of_a_bitwise_equal_copy_is_reused_and_any_bit_changes_it():
     assert persist.tensor_fingerprint(a) == fa
 
 
+def test_fingerprints_keep_only_the_last_tensor_hashed_alive():
+    """Each tensor hashed is a model's word embeddings (366 MiB for the default): a process that hashes
+    several must not keep them all (an identity-keyed cache kept four)."""
+    import gc
+    import weakref
+
+    from xstilts.models import persist
+
+    first, second = torch.randn(32, 8), torch.randn(32, 8)
+    alive = weakref.ref(first)
+    persist.tensor_fingerprint(first)
+    persist.tensor_fingerprint(second)
+    del first
+    gc.collect()
+    assert alive() is None
+
+
 def test_data_files_are_parsed_once_per_content_and_callers_get_their_own_list(tmp_path, monkeypatch):
     import shutil
 

@@ -30,7 +30,6 @@ lengths come from the stored run config.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -67,12 +66,14 @@ def tensor_fingerprint(t: torch.Tensor) -> str:
         if known._version == version and known.shape == t.shape and known.dtype == t.dtype \
                 and _bitwise_equal(known, t):
             return fingerprint
-    fingerprint = _fingerprint_cached(t.data_ptr(), tuple(t.shape), t._version, t)
+    fingerprint = hashlib.sha256(t.detach().float().contiguous().numpy().tobytes()).hexdigest()[:32]
     _recent[:] = [(t, t._version, fingerprint)]  # the version tells when it was changed in place since
     return fingerprint
 
 
-_recent: list[tuple[torch.Tensor, int, str]] = []  # (the tensor last hashed, its version then, its fingerprint)
+# (the tensor last hashed, its version then, its fingerprint): one tensor only, since each holds its model's
+# word embeddings (366 MiB for the default) alive
+_recent: list[tuple[torch.Tensor, int, str]] = []
 
 
 def _bitwise_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -82,11 +83,6 @@ def _bitwise_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
         return False
     view = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[a.element_size()]
     return torch.equal(a.view(view), b.view(view))
-
-
-@functools.lru_cache(maxsize=4)
-def _fingerprint_cached(ptr, shape, version, t) -> str:  # keyed on identity: the hash is ~0.5 s
-    return hashlib.sha256(t.detach().float().contiguous().numpy().tobytes()).hexdigest()[:32]
 
 
 def store_tokenizer(tokenizer: Any, dest: Path) -> None:
