@@ -37,9 +37,9 @@ class SessionSettings:
     def options(self):
         import onnxruntime as ort
 
-        so = ort.SessionOptions()
         from xstilts.runtime.cpu import thread_budget
 
+        so = ort.SessionOptions()
         so.intra_op_num_threads = self.intra_op_threads or thread_budget() or 0
         so.inter_op_num_threads = self.inter_op_threads
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
