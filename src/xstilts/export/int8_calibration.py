@@ -11,8 +11,8 @@ Both come from one fp32 run over English calibration sentences (:func:`calibrati
   rounding error moved onto the rows not yet rounded through ``H = X^T X``, so the products move
   least where real inputs lie (the fp32 outlier rows take their share and are not rounded).
 
-Why (README, "Outlier channels in fp32 and GPTQ"; 2026-12-07, Zen 4 EPYC, the three PAN-X models
-of a one-seed default grid): the plain row-wise graph moved the logits 17-19x as far as bf16
+Why (docs/serving-performance.md, "Outlier channels in fp32 and GPTQ"; 2026-12-07, Zen 4 EPYC,
+the three PAN-X models of a one-seed default grid): the plain row-wise graph moved the logits 17-19x as far as bf16
 (``benchmarks/int8_granularity.py``) and its export check refused all three models (max |F1
 drift| 0.52, 0.62, 0.72); with 8 fp32 channels and GPTQ the logits move about half as far and all
 three pass (0.40, 0.15, 0.26), at 12-17 % more time per call than plain row-wise int8.

@@ -31,7 +31,8 @@ saturate with these ranges (ONNX Runtime's quantization docs name the problem). 
 activations twice as coarsely, so its answers differ from the 8-bit graph's and are checked on
 their own), else the 8-bit graph with uint8 weights and zero point 128 (:func:`to_u8u8`: the same
 products, u8 x u8, slower). On a 2-core AVX2-only EPYC the 7-bit form served 1.09-1.15x the
-requests/s of the u8 x u8 form at 0.90x its p99 (two A/B runs, 2026-12-07, README).
+requests/s of the u8 x u8 form at 0.90x its p99 (two A/B runs, 2026-12-07,
+docs/serving-performance.md).
 """
 from __future__ import annotations
 
