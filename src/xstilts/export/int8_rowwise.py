@@ -4,7 +4,9 @@ Every ``MatMul`` whose second input is a constant 2-D weight ``W`` (``in x out``
 
     q(x) = round(x / s_x) + 128         (uint8; s_x = max |x| / 127 over each token's row;
                                          one QuantizeLinear, blocked over the row: opset 21)
-    y    = MatMulIntegerToFloat(q(x), W_q, 1.0, s_w, 128) * s_x
+    y    = MatMulIntegerToFloat(q(x), W_q, s_x, s_w, 128)
+                                        (ONNX Runtime multiplies a per-row ``s_x`` into the
+                                         product in place, after the GEMM)
 
 with ``W_q = round(W / s_w)`` in [-127, 127] and ``s_w`` = max |W| / 127 per output column.
 Each token's row has its own activation scale, so a row's answer never depends on what else
@@ -16,8 +18,10 @@ on English sentences stay fp32 (``Gather`` -> one fp32 ``Gemm`` with those weigh
 is the int8 product, on 2-D views of both; they are zeroed before the row's scale is taken, so
 they no longer set it) and the int8 weights are rounded by GPTQ. Every added op works per token,
 so rows stay independent. The ``Gemm`` adds the fp32 part as it multiplies, where a ``MatMul``
-and an ``Add`` took one more pass over the output: on a 2-core AMX Xeon (scratch, one thread,
-2026-12-07) a call took 4-8 % less, and a server 1.04x the requests/s at 0.99x the p99.
+and an ``Add`` took one more pass over the output, and the row scale goes into the int8 op
+rather than a ``Mul`` after it (outputs identical both ways). On a 2-core AMX Xeon, 2026-12-07
+(docs/serving-performance.md): the Gemm made a call 1-8 % faster (one thread, three runs) and a
+server 1.04x the requests/s at 0.99x the p99; the scale inside, 0-4 % and 1.03x at 0.98x.
 
 Why not ONNX Runtime's own quantizers: ``MatMulNBits`` (blockwise, 8 or 4 bits) ran no faster
 than fp32 on a 2-core AMX Xeon (ORT 1.32, 1x128 tokens: 42 ms against 23 ms for this graph's
@@ -69,8 +73,7 @@ class _Rewrite:
         self.consts = [numpy_helper.from_array(np.array([-1], np.int64), "rq_axes"),
                        numpy_helper.from_array(np.array(_EPS, np.float32), "rq_eps"),
                        numpy_helper.from_array(np.array(QMAX, np.float32), "rq_qmax"),
-                       numpy_helper.from_array(np.array(ZERO_POINT, np.uint8), "rq_zp"),
-                       numpy_helper.from_array(np.array(1.0, np.float32), "rq_one")]
+                       numpy_helper.from_array(np.array(ZERO_POINT, np.uint8), "rq_zp")]
         self.inputs: dict[str, tuple[str, str]] = {}   # activation -> (its uint8, its row scales)
         self.split: dict[str, tuple[str, str]] = {}    # activation -> (int8 part, fp32 outlier channels)
         self.replaced: set[str] = set()
@@ -161,9 +164,8 @@ class _Rewrite:
         self.replaced.add(w)
         out = node.output[0]
         int8_out = out if kept is None else out + "_int8"
-        self.nodes += [helper.make_node(_OP, [q, w + "_q", "rq_one", w + "_s", "rq_zp"], [out + "_rq"],
-                                        domain="com.microsoft", name=(node.name or out) + "_rq"),
-                       helper.make_node("Mul", [out + "_rq", scale], [int8_out])]
+        self.nodes.append(helper.make_node(_OP, [q, w + "_q", scale, w + "_s", "rq_zp"], [int8_out],
+                                           domain="com.microsoft", name=(node.name or out) + "_rq"))
         if kept is not None:
             self.consts.append(numpy_helper.from_array(fp32.astype(np.float32), w + "_fp32"))
             self._add_fp32_part(out, int8_out, part[1], w + "_fp32", fp32.shape[1])
