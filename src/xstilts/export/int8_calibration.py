@@ -6,7 +6,7 @@ Both come from one fp32 run over English calibration sentences (:func:`calibrati
   here): a transformer's layer inputs carry a few channels far larger than the rest, and a
   token's int8 scale (``max |x| / 127``) is set by them, so every other channel of that token
   gets a coarse grid. The :data:`OUTLIERS` channels with the largest ``max |x|`` of each input
-  stay fp32 (a small fp32 MatMul beside the int8 one); the int8 part is scaled without them.
+  stay fp32 (a small fp32 Gemm adds them onto the int8 product); the int8 part is scaled without them.
 * **GPTQ** (Frantar et al. 2023): the weights are rounded one input row at a time, each row's
   rounding error moved onto the rows not yet rounded through ``H = X^T X``, so the products move
   least where real inputs lie (the fp32 outlier rows take their share and are not rounded).
