@@ -103,7 +103,7 @@ def test_every_family_exports_with_dynamic_axes_and_fp32_parity(model, task, mod
 def test_every_family_exports_calibrated_int8(model, task, model_dirs, tmp_path):
     """The int8 calibration runs on each family's own request rows (sentence pairs, question and
     context, choices, bare sentences; span-QA questions too long for a 128-token window left out,
-    where the tokenizer panicked): every int8 MatMul gets its fp32 outlier MatMul, and the graph
+    where the tokenizer panicked): every int8 MatMul gets its fp32 outlier Gemm, and the graph
     answers the parity sentences of 12 languages close to PyTorch."""
     import onnx
 
@@ -114,7 +114,7 @@ def test_every_family_exports_calibrated_int8(model, task, model_dirs, tmp_path)
     q = onnx.load(str(result.bundle / "model.onnx"))
     ops = [n.op_type for n in q.graph.node]
     inits = {i.name for i in q.graph.initializer}
-    fp32_parts = [n for n in q.graph.node if n.op_type == "MatMul" and n.input[1] in inits]
+    fp32_parts = [n for n in q.graph.node if n.op_type == "Gemm" and n.input[0].startswith("rq_out")]  # not a head's
     assert len(fp32_parts) == ops.count("MatMulIntegerToFloat") > 0
     parity = result.manifest["checks"]["parity"]
     print(task, "int8 parity", parity["max_abs_diff"])
@@ -171,8 +171,8 @@ def test_drift_check_takes_low_resource_languages_whose_gold_resolves_the_limit(
 @pytest.mark.slow
 def test_int8_export_is_rowwise_int8_and_tagged_int8(model_dirs, panx_bundle, tmp_path):
     """Every MatMul with a constant weight becomes an int8 MatMulIntegerToFloat (int8 weights with one
-    scale per output channel, uint8 activations with zero point 128) beside an fp32 MatMul of its
-    input's 8 outlier channels (their int8 rows 0); the word-embedding Gather stays fp32, so the
+    scale per output channel, uint8 activations with zero point 128) and an fp32 Gemm of its
+    input's 8 outlier channels adding onto it (their int8 rows 0); the word-embedding Gather stays fp32, so the
     file shrinks by the MatMul weights only. The calibration is in the manifest and the tags."""
     import numpy as np
     import onnx
@@ -190,7 +190,8 @@ def test_int8_export_is_rowwise_int8_and_tagged_int8(model_dirs, panx_bundle, tm
     ops = [n for n in q.graph.node if n.op_type == "MatMulIntegerToFloat"]
     assert len(ops) == len(weight_matmuls) > 0
     assert not [n for n in q.graph.node if n.op_type == "MatMulNBits"]
-    outlier_matmuls = [n for n in q.graph.node if n.op_type == "MatMul" and n.input[1] in inits]
+    outlier_matmuls = [n for n in q.graph.node if n.op_type == "Gemm" and n.input[0].startswith("rq_out")]
+    assert not [n for n in q.graph.node if n.op_type == "MatMul" and n.input[1] in inits]
     assert len(outlier_matmuls) == len(ops)
     for node, fp32_part in zip(ops, outlier_matmuls):
         w, scales = (numpy_helper.to_array(inits[node.input[i]]) for i in (1, 3))
