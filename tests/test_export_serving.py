@@ -113,7 +113,6 @@ def test_every_family_exports_calibrated_int8(model, task, model_dirs, tmp_path)
                           max_examples=8, parity_per_lang=1, check=False)
     q = onnx.load(str(result.bundle / "model.onnx"))
     ops = [n.op_type for n in q.graph.node]
-    inits = {i.name for i in q.graph.initializer}
     fp32_parts = [n for n in q.graph.node if n.op_type == "Gemm" and n.input[0].startswith("rq_out")]  # not a head's
     assert len(fp32_parts) == ops.count("MatMulIntegerToFloat") > 0
     parity = result.manifest["checks"]["parity"]
