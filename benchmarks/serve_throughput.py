@@ -344,4 +344,9 @@ def discard(registered: list) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from xstilts.errors import XstiltsError
+
+    try:
+        main()
+    except XstiltsError as exc:  # a model that does not resolve, an export refused outright: say so, no traceback
+        raise SystemExit(f"serve_throughput: {exc}") from None

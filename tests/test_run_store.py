@@ -168,6 +168,8 @@ def test_job_run_is_failed_on_error_and_best_model_follows_the_dev_score(trackin
             versions[score] = run.register(model_dir, name="xstilts-target-panx", tags={"run_key": str(score)})
     best = store.best_model("xstilts-target-panx")
     assert best.version == versions[70.5].version
+    with pytest.raises(XstiltsError, match=r"alias champion not found.*`xstilts champion --task panx` sets it"):
+        store.resolve_registered("models:/xstilts-target-panx@champion")  # before the alias is set: what to run
     store.set_alias(best, "champion")
     assert store.resolve_registered("models:/xstilts-target-panx@champion").version == best.version
     assert store.find_model("xstilts-target-panx", "64.0").version == versions[64.0].version

@@ -309,7 +309,10 @@ class RunStore:
             else:
                 v = self.client.get_model_version(name, version)
         except MlflowException as exc:
-            raise XstiltsError(f"registered model {uri} not found: {exc.message}") from None
+            hint = ""
+            if version == f"@{CHAMPION_ALIAS}" and name.startswith("xstilts-target-") and "alias" in exc.message:
+                hint = f" (`xstilts champion --task {name.removeprefix('xstilts-target-')}` sets it)"
+            raise XstiltsError(f"registered model {uri} not found: {exc.message}{hint}") from None
         return RegisteredModel(v.name, str(v.version), v.run_id, dict(v.tags))
 
     @contextlib.contextmanager
