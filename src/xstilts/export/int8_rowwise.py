@@ -21,8 +21,8 @@ so rows stay independent. The ``Gemm`` adds the fp32 part as it multiplies, wher
 and an ``Add`` took one more pass over the output, and the row scale goes into the int8 op
 rather than a ``Mul`` after it (outputs identical both ways). On a 2-core AMX Xeon, 2026-12-07
 (docs/serving-performance.md): the Gemm made a call up to 8 % faster (one thread, three runs;
-13-token calls within 1 %) and a server 1.04x the requests/s at 0.99x the p99; the scale inside,
-0-4 % and 1.03x at 0.98x.
+13-token calls from 1 % slower to 4 % faster) and a server 1.04x the requests/s at 0.99x the p99;
+the scale inside, 0-4 % and 1.03x at 0.98x.
 
 Why not ONNX Runtime's own quantizers: ``MatMulNBits`` (blockwise, 8 or 4 bits) ran no faster
 than fp32 on a 2-core AMX Xeon (ORT 1.32, 1x128 tokens: 42 ms against 23 ms for this graph's
