@@ -204,3 +204,24 @@ def test_every_family_describes_its_request():
     for name in ("xnli", "panx", "xquad", "hellaswag", "tatoeba", "bucc2018"):
         schema = get_task(name).family.serving.to_dict()
         assert schema["inputs"] and schema["output"]
+
+
+def test_entities_leave_out_the_punctuation_written_against_their_words():
+    """Hand-worked: words split at whitespace keep their punctuation; the entities built from them do not,
+    except an initial's full stop, and the word tags stay as the model gave them."""
+    text = "Aare Obasanjo lo si Naijiria."
+    out = TAGGING.describe([{"text": text}], [["B-LOC", "I-LOC", "O", "O", "B-LOC"]])[0]
+    assert out["tokens"][-1]["word"] == "Naijiria." and out["tokens"][-1]["tag"] == "B-LOC"
+    assert out["entities"] == [{"text": "Aare Obasanjo", "label": "LOC", "start": 0, "end": 13},
+                               {"text": "Naijiria", "label": "LOC", "start": 20, "end": 28}]
+    cases = [("Miji (Sudan), ''Lisbon''", ["O", "B-LOC", "B-LOC"], ["Sudan", "Lisbon"]),
+             ("J. R. R. Tolkien alikuja.", ["B-PER", "I-PER", "I-PER", "I-PER", "O"], ["J. R. R. Tolkien"]),
+             ("Alienda U.S. mwaka", ["O", "B-LOC", "O"], ["U.S."]),
+             ("Sioux Falls , South Dakota )", ["B-LOC", "I-LOC", "I-LOC", "I-LOC", "I-LOC", "I-LOC"],
+              ["Sioux Falls , South Dakota"]),
+             ("Nairobi , Kenya", ["B-LOC", "B-LOC", "B-LOC"], ["Nairobi", "Kenya"]),  # the lone comma: dropped
+             ("Dar es Salaam.", ["B-LOC", "I-LOC", "I-LOC"], ["Dar es Salaam"])]
+    for text, tags, names in cases:
+        entities = TAGGING.describe([{"text": text}], [tags])[0]["entities"]
+        assert [e["text"] for e in entities] == names, text
+        assert all(text[e["start"]:e["end"]] == e["text"] for e in entities)

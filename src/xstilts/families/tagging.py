@@ -1,6 +1,7 @@
 """Word tagging (UD-POS, PAN-X): one label per word, on its first sub-token."""
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -146,7 +147,11 @@ def word_spans(row: Mapping[str, Any]) -> tuple[str, list[tuple[int, int]]]:
 
 
 def bio_entities(text: str, spans: Sequence[tuple[int, int]], tags: Sequence[str]) -> list[dict[str, Any]]:
-    """Entities of BIO tags: a ``B-X`` (or a stray ``I-X``) starts one, following ``I-X`` extend it."""
+    """Entities of BIO tags: a ``B-X`` (or a stray ``I-X``) starts one, following ``I-X`` extend it.
+
+    Words are split at whitespace, so punctuation written against a word is part of it ("Naijiria.",
+    "(Sudan)"); an entity's text leaves out such punctuation at its two ends (:func:`trim_punctuation`),
+    and an entity of nothing but punctuation is dropped. Each word's own tag is unchanged."""
     entities: list[dict[str, Any]] = []
     current: dict[str, Any] | None = None
     for (a, b), tag in zip(spans, tags):
@@ -158,8 +163,25 @@ def bio_entities(text: str, spans: Sequence[tuple[int, int]], tags: Sequence[str
             entities.append(current)
         else:
             current = None
-    return [{"text": text[e["start"]:e["end"]], "label": e["label"], "start": e["start"], "end": e["end"]}
-            for e in entities]
+    trimmed = [(trim_punctuation(text, e["start"], e["end"]), e["label"]) for e in entities]
+    return [{"text": text[a:b], "label": label, "start": a, "end": b} for (a, b), label in trimmed if a < b]
+
+
+def trim_punctuation(text: str, start: int, end: int) -> tuple[int, int]:
+    """``text[start:end]`` without the punctuation (Unicode category P) and spaces at its two ends, except the full
+    stop of a one-letter abbreviation ("J.", "U.S."), which belongs to the name."""
+    def punct(i: int) -> bool:  # spaces too: a trailing ")" word leaves the space before it
+        return text[i].isspace() or unicodedata.category(text[i]).startswith("P")
+
+    def initial_stop(i: int) -> bool:  # text[i] == "." right after a letter that starts a word or follows "."
+        return (text[i] == "." and i - 1 >= start and text[i - 1].isalpha()
+                and (i - 2 < start or text[i - 2] in ". "))
+
+    while start < end and punct(start):
+        start += 1
+    while end > start and punct(end - 1) and not initial_stop(end - 1):
+        end -= 1
+    return start, end
 
 
 TAGGING = Tagging()
