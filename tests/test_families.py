@@ -206,6 +206,25 @@ def test_every_family_describes_its_request():
         assert schema["inputs"] and schema["output"]
 
 
+def test_served_chinese_and_japanese_text_is_tagged_by_character_as_evaluation_tags_it(served):
+    """PAN-X's zh and ja sentences have no spaces and one tag per character: served as one string, the text
+    is split the same way, so the answers equal evaluation's on the gold characters."""
+    import unicodedata
+
+    script = ("CJK", "HIRAGANA", "KATAKANA", "FULLWIDTH", "IDEOGRAPHIC")
+    for lang in ("zh", "ja"):
+        data, expected = _evaluated(served, "panx", "panx", lang, "dev", 40)
+        rows = [(ex.words, tags) for ex, tags in zip(data.examples, expected)
+                if all(len(w) == 1 and unicodedata.name(w, "").startswith(script) for w in ex.words)]
+        assert len(rows) >= 10, lang
+        texts = [{"text": "".join(words)} for words, _ in rows]
+        assert served.predict(None, texts, {"task": "panx"}) == [tags for _, tags in rows], lang
+    tags = ["B-LOC", "I-LOC", "I-LOC", "I-LOC", "I-LOC", "O", "B-LOC"]
+    mixed = TAGGING.describe([{"text": "東京\u3000タワー in Tokyo"}], [tags])[0]
+    assert [t["word"] for t in mixed["tokens"]] == ["東", "京", "タ", "ワ", "ー", "in", "Tokyo"]
+    assert [e["text"] for e in mixed["entities"]] == ["東京\u3000タワー", "Tokyo"]
+
+
 def test_entities_leave_out_the_punctuation_written_against_their_words():
     """Hand-worked: words split at whitespace keep their punctuation; the entities built from them do not,
     except an initial's full stop, and the word tags stay as the model gave them."""

@@ -1,6 +1,7 @@
 """Word tagging (UD-POS, PAN-X): one label per word, on its first sub-token."""
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -20,7 +21,8 @@ class Tagging(TaskFamily):
     name = "tagging"
     serving = ServingSchema(
         (ServingField("words", "list[string]", required=False, doc="the sentence, split into words"),
-         ServingField("text", "string", required=False, doc="or the sentence, split at whitespace")),
+         ServingField("text", "string", required=False,
+                      doc="or the sentence: split at whitespace, Chinese and Japanese script into characters")),
         output="one tag per word")
     endpoint = "tag"
     declared_formats = {"conll": ((), ("word", "tag")), "conllu": ((), ("tag",)),
@@ -109,14 +111,13 @@ class Tagging(TaskFamily):
         return files.write_tag_predictions(pred_dir, task.name, split, lang, predictions)
 
     def check_row(self, i: int, row: Mapping[str, Any]) -> None:
-        if not row.get("words") and not str(row.get("text") or "").split():
+        if not row.get("words") and not text_word_spans(str(row.get("text") or "")):
             raise XstiltsError(f"serving row {i}: give 'words' (a list of words) or 'text' (a sentence)")
 
     def examples_from_rows(self, task, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
         from xstilts.data.examples import TaggingExample
 
-        return [TaggingExample(str(i), "serve", tuple(str(w) for w in (r.get("words") or str(r["text"]).split())),
-                               None) for i, r in enumerate(rows)]
+        return [TaggingExample(str(i), "serve", tuple(words_of(r)), None) for i, r in enumerate(rows)]
 
     def describe(self, rows: Sequence[Mapping[str, Any]], responses: Sequence[Any]) -> list[dict[str, Any]]:
         """Words with their tags and character offsets, and the BIO entities (``B-X I-X ...``) they form.
@@ -131,19 +132,34 @@ class Tagging(TaskFamily):
         return out
 
 
+def words_of(row: Mapping[str, Any]) -> list[str]:
+    """A served row's words: its ``words``, or its ``text`` split as :func:`text_word_spans` splits it."""
+    if row.get("words"):
+        return [str(w) for w in row["words"]]
+    text = str(row["text"])
+    return [text[a:b] for a, b in text_word_spans(text)]
+
+
 def word_spans(row: Mapping[str, Any]) -> tuple[str, list[tuple[int, int]]]:
-    """The row's text and the ``(start, end)`` of each word, as :meth:`Tagging.examples_from_rows` splits it."""
+    """The row's text and the ``(start, end)`` of each word, as :func:`words_of` splits it."""
     if row.get("words"):
         words = [str(w) for w in row["words"]]
         starts = [sum(len(w) + 1 for w in words[:i]) for i in range(len(words))]
         return " ".join(words), [(s, s + len(w)) for s, w in zip(starts, words)]
     text = str(row["text"])
-    spans, at = [], 0
-    for word in text.split():
-        at = text.index(word, at)
-        spans.append((at, at + len(word)))
-        at += len(word)
-    return text, spans
+    return text, text_word_spans(text)
+
+
+#: Han, kana, CJK punctuation and full-width forms: PAN-X's Chinese and Japanese give each such character
+#: a tag of its own (their text has no spaces between words)
+_CJK = "\u3001-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef\U00020000-\U0002fa1f"
+_TEXT_WORDS = re.compile(f"[{_CJK}]|[^\\s{_CJK}]+")
+
+
+def text_word_spans(text: str) -> list[tuple[int, int]]:
+    """The ``(start, end)`` of each word of a served ``text``: runs between whitespace, except that every
+    Han, kana or other CJK character is a word of its own, as in PAN-X's Chinese and Japanese."""
+    return [m.span() for m in _TEXT_WORDS.finditer(text)]
 
 
 def bio_entities(text: str, spans: Sequence[tuple[int, int]], tags: Sequence[str]) -> list[dict[str, Any]]:
