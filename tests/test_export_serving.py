@@ -36,7 +36,10 @@ def model_dirs(tmp_path_factory, default_encoder_dir):
         # span QA: 128-token windows (a 64-token window leaves a long question no room for the stride)
         out[task] = save_model(model, root / task, base_model="default", frozen_word_embeddings=True,
                                tokenizer=tok, max_length=128 if family == "span_qa" else 64)
-    out["tatoeba"] = out["panx"]  # retrieval exports the encoder of a model (or a bare encoder)
+    out["tatoeba"] = out["panx"]  # retrieval exports the encoder of a model, or a bare encoder:
+    out["bare"] = root / "bare-encoder"  # what `xstilts export --model default --task tatoeba` loads, cut to 2 layers
+    load_encoder(str(default_encoder_dir), num_hidden_layers=2).save_pretrained(out["bare"])
+    tok.save_pretrained(out["bare"])
     return out
 
 
@@ -89,7 +92,7 @@ def test_span_qa_exports_with_dynamic_axes_and_fp32_parity(qa_bundle):
 
 
 @pytest.mark.parametrize("model,task", [("xnli", "xnli"), ("commonsenseqa", "commonsenseqa"),
-                                        ("tatoeba", "tatoeba")])
+                                        ("tatoeba", "tatoeba"), ("bare", "tatoeba")])
 def test_every_family_exports_with_dynamic_axes_and_fp32_parity(model, task, model_dirs, tmp_path):
     from xstilts.export.exporter import export_model
 

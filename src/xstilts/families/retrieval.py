@@ -65,7 +65,7 @@ class Retrieval(TaskFamily):
 
         for i, row in enumerate(rows):
             self.check_row(i, row)
-        encoder = getattr(model, "encoder", model)
+        encoder = encoder_of(model)
         layer = default_layer(base_model, encoder.config.num_hidden_layers)
         vectors = embed_sentences(encoder, tokenizer, [str(r["text"]) for r in rows], batch_size=batch_size,
                                   max_length=max_length, layer=layer)
@@ -77,7 +77,7 @@ class Retrieval(TaskFamily):
         from xstilts.evaluation.retrieval_eval import default_layer
         from xstilts.export.graphs import EmbeddingGraph
 
-        encoder = getattr(model, "encoder", model)
+        encoder = encoder_of(model)
         return EmbeddingGraph(encoder, default_layer(base_model, encoder.config.num_hidden_layers))
 
     def graph_batches(self, task, tokenizer, rows: Sequence[Mapping[str, Any]], *, max_length: int,
@@ -197,3 +197,11 @@ class BuccMining(Retrieval):
 
 TATOEBA = TatoebaRetrieval()
 BUCC = BuccMining()
+
+
+def encoder_of(model):
+    """The encoder that pooling runs on: an ``XstiltsModel``'s, or ``model`` itself when it is a bare encoder
+    (whose own ``encoder`` attribute is its stack of layers, without the embeddings)."""
+    from xstilts.models.multitask import XstiltsModel
+
+    return model.encoder if isinstance(model, XstiltsModel) else model
