@@ -552,8 +552,8 @@ class RunStore:
         run_id = self.start_run(f"export-{manifest['task']}-{manifest['precision']}", {"phase": "export", **tags},
                                 parent_id=parent_run_id, adopt_launch=True)
         try:
-            self._log(run_id, params={"task": manifest["task"], "precision": manifest["precision"],
-                                      "opset": manifest["opset"], "source_model": manifest["source_model"]})
+            self._log_params_once(run_id, {"task": manifest["task"], "precision": manifest["precision"],
+                                           "opset": manifest["opset"], "source_model": manifest["source_model"]})
             self.client.log_dict(run_id, manifest["checks"], "export/checks.json")
             with tempfile.TemporaryDirectory(prefix="xstilts-onnx-pyfunc-") as tmp:
                 save_onnx_pyfunc(Path(tmp) / MODEL_ARTIFACT, bundle_dir, signature=_signature(manifest["serving"]),
@@ -566,6 +566,14 @@ class RunStore:
         self._log(run_id, tags={"registered_model": model.uri})
         self.end_run(run_id, "FINISHED")
         return model
+
+    def _log_params_once(self, run_id: str, params: dict[str, Any]) -> None:
+        """``params`` on a run that ``mlflow run`` may have started with its entry point's own, which MLflow
+        never lets change: a key logged already with another value (``task=''``, to be read from the
+        model) gets the value used as ``resolved.KEY``."""
+        logged = self.client.get_run(run_id).data.params
+        self._log(run_id, params={(f"resolved.{k}" if k in logged else k): v for k, v in params.items()
+                                  if logged.get(k) != str(v)})
 
     def discard_version(self, model: RegisteredModel) -> None:
         """Delete the registered version ``model``, its run and the run's files. MLflow's own deletes
