@@ -93,6 +93,31 @@ def test_report_refuses_table_without_headline_conditions(tmp_path) -> None:
         write_report(table.drop(columns=["run_id"]), tmp_path / "y")
 
 
+def test_analyze_of_a_one_seed_table_is_one_clear_line(tmp_path) -> None:
+    """A one-seed grid's table (the grid itself skips its report) got a KeyError from `xstilts analyze`."""
+    from click.testing import CliRunner
+
+    from xstilts.cli import main
+
+    table = _results()
+    with pytest.raises(XstiltsError, match="at least 2 seeds of conditions 'multi' and 'en'; the table has seed 0"):
+        write_report(table[table["seed"] == 0], tmp_path / "x")
+    table[table["seed"] == 0].to_csv(tmp_path / "results.csv", index=False)
+    result = CliRunner().invoke(main, ["analyze", "--results", str(tmp_path / "results.csv"), "--out",
+                                       str(tmp_path / "rep"), "--no-log-mlflow"])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert "at least 2 seeds" in result.output and not (tmp_path / "rep").exists()  # no empty report folder
+
+
+def test_a_one_seed_table_of_several_intermediates_is_refused_the_same_way(tmp_path) -> None:
+    from test_intermediate_axis import _axis_results  # its synthetic table of two intermediate settings
+
+    table = _axis_results()
+    with pytest.raises(XstiltsError, match="at least 2 seeds"):
+        write_report(table[table["seed"] == 0], tmp_path / "rep", n_resamples=100, n_bootstrap=50)
+    assert not (tmp_path / "rep").exists()
+
+
 def test_model_versions_are_grouped_per_registered_name():
     from xstilts.analysis.report import summarise_versions
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+import shutil
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -68,6 +69,11 @@ def analyze(results: pd.DataFrame, *, metric_by_task: dict[str, str] | None = No
     if not {treatment, control} <= present:
         raise XstiltsError(f"results table: the headline comparison needs conditions {treatment!r} and "
                            f"{control!r}; the table has {', '.join(sorted(present))}")
+    seeds = sorted(set(table.loc[table["condition"].isin([treatment, control]), "seed"]))
+    if len(seeds) < 2:
+        raise XstiltsError(f"results table: seed spreads and variance tests need at least 2 seeds of conditions "
+                           f"{treatment!r} and {control!r}; the table has seed {seeds[0]} only (a grid with "
+                           f"`seeds: [0]` writes no report for this reason)")
     chosen = dict(table.drop_duplicates("task").set_index("task")["metric"])
     summary = seed_summary(table, n_resamples=n_resamples, seed=seed)
     comparisons = [(treatment, control)] + [p for p in COMPARISONS if p != (treatment, control) and set(p) <= present]
@@ -502,17 +508,23 @@ def write_report(results: pd.DataFrame, out_dir: str | PathLike[str], *, title: 
     from xstilts.analysis.intermediates import intermediate_names
 
     out = Path(out_dir)
+    created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise XstiltsError(f"cannot create report directory {out}: {exc.strerror}") from exc
-    if len(intermediate_names(validate_results(results))) > 1:
-        from xstilts.analysis.axis_report import build_axis_blocks
+    try:
+        if len(intermediate_names(validate_results(results))) > 1:
+            from xstilts.analysis.axis_report import build_axis_blocks
 
-        blocks = build_axis_blocks(results, out, title=title, notes=notes, encoder=encoder, **analysis_options)
-    else:
-        analysis = analyze(results, **analysis_options)  # type: ignore[arg-type]
-        blocks = build_blocks(analysis, out, title=title, notes=notes, encoder=encoder)
+            blocks = build_axis_blocks(results, out, title=title, notes=notes, encoder=encoder, **analysis_options)
+        else:
+            analysis = analyze(results, **analysis_options)  # type: ignore[arg-type]
+            blocks = build_blocks(analysis, out, title=title, notes=notes, encoder=encoder)
+    except BaseException:
+        if created:  # a refused table (or a crash) leaves no half-made report folder
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     md_path = out / "report.md"
     md_path.write_text(render_markdown(blocks), encoding="utf-8")
     (out / "report.html").write_text(render_html(blocks, title), encoding="utf-8")
