@@ -73,3 +73,23 @@ def tracking(tmp_path, monkeypatch):
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     yield tmp_path
     mlflow.set_tracking_uri("")
+
+
+@pytest.fixture
+def mlflow_run(tracking):
+    """``mlflow run <this repo> -e ENTRY --env-manager local -P k=v ...`` in ``tracking``'s folder and store, as
+    the README runs the phases; returns the finished process (output in ``.stdout`` + ``.stderr``)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    for key in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"):
+        env.pop(key, None)
+
+    def run(entry: str, **params) -> subprocess.CompletedProcess:
+        args = [a for k, v in params.items() for a in ("-P", f"{k}={v}")]
+        return subprocess.run([sys.executable, "-m", "mlflow", "run", str(root), "-e", entry, "--env-manager",
+                               "local", *args], cwd=tracking, env=env, capture_output=True, text=True, timeout=600)
+
+    return run

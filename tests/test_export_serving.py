@@ -426,22 +426,12 @@ def test_registered_onnx_pyfunc_loads_from_code_and_mlflow_models_serve_serves_i
 
 
 @pytest.mark.slow
-def test_mlflow_run_export_entry_point_registers_the_model_it_reads_the_task_from(model_dirs, tracking):
+def test_mlflow_run_export_entry_point_registers_the_model_it_reads_the_task_from(model_dirs, mlflow_run):
     """`mlflow run <repo> -e export -P model=...` as the README has it: MLflow logs the entry point's own
     params first (``task=''``: read from the model), which the export's params must not try to change."""
-    import os
-    import subprocess
-    import sys
-
     from mlflow.tracking import MlflowClient
 
-    root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    for key in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"):
-        env.pop(key, None)
-    proc = subprocess.run([sys.executable, "-m", "mlflow", "run", str(root), "-e", "export", "--env-manager",
-                           "local", "-P", f"model={model_dirs['panx']}", "-P", "max_examples=8"],
-                          cwd=tracking, env=env, capture_output=True, text=True, timeout=600)
+    proc = mlflow_run("export", model=model_dirs["panx"], max_examples=8)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     client = MlflowClient()
     version = client.get_latest_versions("xstilts-serve-panx")[0]

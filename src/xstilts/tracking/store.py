@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 DEFAULT_EXPERIMENT = "xstilts"
 PARENT_TAG = "mlflow.parentRunId"
 MODEL_ARTIFACT = "model"
+#: a param value's longest logged form (MLflow's own limit is 6,000 characters)
+PARAM_CHARS = 6000
 T = TypeVar("T")
 
 
@@ -253,7 +255,7 @@ class RunStore:
         from mlflow.entities import Metric, Param, RunTag
 
         now = int(time.time() * 1000)
-        p = [Param(k, str(v)[:6000]) for k, v in (params or {}).items()]
+        p = [Param(k, str(v)[:PARAM_CHARS]) for k, v in (params or {}).items()]
         m = [Metric(k, float(v), now, step) for k, v in (metrics or {}).items()]
         t = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
         for i in range(0, max(len(p), len(m), len(t), 1), 100):
@@ -573,7 +575,7 @@ class RunStore:
         model) gets the value used as ``resolved.KEY``."""
         logged = self.client.get_run(run_id).data.params
         self._log(run_id, params={(f"resolved.{k}" if k in logged else k): v for k, v in params.items()
-                                  if logged.get(k) != str(v)})
+                                  if logged.get(k) != str(v)[:PARAM_CHARS]})
 
     def discard_version(self, model: RegisteredModel) -> None:
         """Delete the registered version ``model``, its run and the run's files. MLflow's own deletes
@@ -687,7 +689,9 @@ class JobRun:
         self.run_id = run_id
 
     def log_params(self, params: dict[str, Any]) -> None:
-        self.store._log(self.run_id, params=params)
+        """Params once: a resumed run logs the same again, and a run that ``mlflow run`` started holds its
+        entry point's params already (``device=''`` where the config's value is used)."""
+        self.store._log_params_once(self.run_id, params)
 
     def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
         self.store._log(self.run_id, metrics=metrics, step=step)

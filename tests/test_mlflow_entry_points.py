@@ -1,0 +1,43 @@
+"""The phases through their MLflow Projects entry points, as the README runs them (`mlflow run . -e PHASE`).
+
+MLflow starts the run and logs the entry point's parameters before xstilts runs; xstilts then adopts
+that run. Parameters left empty (``device=''``: the config's value) must not stop the phase from logging
+what it used: every entry point failed this way once (MLflow never lets a param change).
+"""
+from __future__ import annotations
+
+import pytest
+
+TINY = {"num_layers": 2, "epochs": 1, "batch_size": 8, "max_length": 64}
+
+
+def _launch_run(proc, client):
+    """The run `mlflow run` started (its id is in MLflow's last log line)."""
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    run_id = (proc.stdout + proc.stderr).split("=== Run (ID '")[-1].split("'")[0]
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    return run
+
+
+@pytest.mark.slow
+def test_intermediate_target_and_evaluate_entry_points_run_and_record_what_they_used(mlflow_run, tracking,
+                                                                                     default_encoder_dir):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    inter = _launch_run(mlflow_run("intermediate", task="xnli", split="dev", max_examples=16, selection="last",
+                                   **TINY), client)
+    assert inter.data.tags["mlflow.project.entryPoint"] == "intermediate"
+    assert inter.data.params["device"] in ("", "''") and inter.data.params["resolved.device"] in ("cpu", "cuda")
+    assert client.get_model_version("xstilts-intermediate-xnli", "1").run_id == inter.info.run_id
+
+    target = _launch_run(mlflow_run("target", task="panx", init_from="models:/xstilts-intermediate-xnli/1",
+                                    max_examples=16, max_dev_examples=8, **TINY), client)
+    assert client.get_model_version("xstilts-target-panx", "1").run_id == target.info.run_id
+    assert target.data.params["resolved.device"] in ("cpu", "cuda")
+
+    proc = mlflow_run("evaluate", model="models:/xstilts-target-panx/1", task="panx", langs="en,sw", max_examples=8,
+                      out=tracking)  # MLflow runs the command in the project folder: its default `.` is the repo
+    _launch_run(proc, client)
+    assert "score" in proc.stdout and (tracking / "eval-panx-dev.json").is_file()
