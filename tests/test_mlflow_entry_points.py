@@ -39,5 +39,7 @@ def test_intermediate_target_and_evaluate_entry_points_run_and_record_what_they_
 
     proc = mlflow_run("evaluate", model="models:/xstilts-target-panx/1", task="panx", langs="en,sw", max_examples=8,
                       out=tracking)  # MLflow runs the command in the project folder: its default `.` is the repo
-    _launch_run(proc, client)
+    evaluation = _launch_run(proc, client)  # the evaluation is logged into the run `mlflow run` started
+    assert evaluation.data.tags["phase"] == "evaluation" and "panx.f1.en" in evaluation.data.metrics
+    assert evaluation.data.tags["mlflow.parentRunId"] == target.info.run_id
     assert "score" in proc.stdout and (tracking / "eval-panx-dev.json").is_file()

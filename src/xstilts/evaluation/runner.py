@@ -305,6 +305,8 @@ def evaluate_model(model_ref: str, task: str, *, langs: list[str] | None = None,
     with timings.phase("data"):
         items = [load_language_data(t, lang, split, max_examples=max_examples, bucc_policy=bucc_threshold_policy)
                  for lang in languages]
+    if store is None and log_to_mlflow:  # one store for loading and logging: the first to open it under
+        store = _open_store()             # `mlflow run` takes the launch run, which the evaluation is logged into
     with timings.phase("model_load"):
         em = _placed(model or load_eval_model(model_ref, needs_head=t.family.needs_head, store=store,
                                               num_hidden_layers=num_hidden_layers), where)
@@ -327,7 +329,7 @@ def evaluate_model(model_ref: str, task: str, *, langs: list[str] | None = None,
     report = _report(str(model_ref), t, split, settings, results, time.perf_counter() - start, pred_dir)
     write_report(report, out_dir)
     if log_to_mlflow:
-        report.run_id = log_report(report, em, store or _open_store(), run_id=run_id)
+        report.run_id = log_report(report, em, store, run_id=run_id)
     return report
 
 
