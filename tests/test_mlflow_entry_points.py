@@ -43,3 +43,20 @@ def test_intermediate_target_and_evaluate_entry_points_run_and_record_what_they_
     assert evaluation.data.tags["phase"] == "evaluation" and "panx.f1.en" in evaluation.data.metrics
     assert evaluation.data.tags["mlflow.parentRunId"] == target.info.run_id
     assert "score" in proc.stdout and (tracking / "eval-panx-dev.json").is_file()
+
+
+@pytest.mark.slow
+def test_check_and_analyze_entry_points_log_into_their_own_run(mlflow_run, tracking, default_encoder_dir):
+    from mlflow.tracking import MlflowClient
+
+    from test_analysis_report import _results  # its synthetic 3-seed results table
+
+    client = MlflowClient()
+    check = _launch_run(mlflow_run("check", langs="de,sw", max_pairs=50), client)
+    assert check.data.tags["mlflow.project.entryPoint"] == "check" and check.data.tags["phase"] == "encoder_check"
+    assert {"tatoeba.accuracy.de", "tatoeba.accuracy.sw"} <= set(check.data.metrics)
+
+    _results().to_csv(tracking / "results.csv", index=False)
+    analyze = _launch_run(mlflow_run("analyze", results=tracking / "results.csv", out=tracking / "report"), client)
+    assert analyze.data.params["treatment"] == "multi" and (tracking / "report" / "report.md").is_file()
+    assert "report/report.md" in [f.path for f in client.list_artifacts(analyze.info.run_id, "report")]
