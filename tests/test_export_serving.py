@@ -443,6 +443,34 @@ def test_mlflow_run_export_entry_point_registers_the_model_it_reads_the_task_fro
 
 
 @pytest.mark.slow
+def test_the_champions_export_is_served_by_the_champion_alias(model_dirs, tracking):
+    """The issue's path: `xstilts champion`, `xstilts export --model models:/xstilts-target-panx@champion`,
+    then `xstilts serve --model models:/xstilts-serve-panx@champion`."""
+    from click.testing import CliRunner
+
+    from xstilts.cli import main
+    from xstilts.serving.commands import load_served
+    from xstilts.tracking.store import RunStore
+
+    store = RunStore.open()
+    for score in (40.0, 55.0):
+        with store.job_run(f"target-{score}", {"phase": "target"}) as run:
+            run.log_metrics({"selected.dev_score": score})
+            run.register(model_dirs["panx"], name="xstilts-target-panx", tags={"run_key": str(score)})
+    assert CliRunner().invoke(main, ["champion", "--task", "panx"]).exit_code == 0
+    other = CliRunner().invoke(main, ["export", "--model", "models:/xstilts-target-panx/1", "--max-examples", "8"])
+    assert other.exit_code == 0, other.output
+    assert '"alias"' not in other.output  # version 1 is not the champion
+    result = CliRunner().invoke(main, ["export", "--model", "models:/xstilts-target-panx@champion",
+                                       "--max-examples", "8"])
+    assert result.exit_code == 0, result.output
+    assert '"alias": "models:/xstilts-serve-panx@champion"' in result.output
+    served = load_served(["models:/xstilts-serve-panx@champion"], store=store)[0]
+    assert (served.name, served.version) == ("xstilts-serve-panx", "2")
+    assert served.manifest["source_model"] == "models:/xstilts-target-panx@champion"
+
+
+@pytest.mark.slow
 def test_a_discarded_export_leaves_no_version_run_or_files(panx_bundle, tracking):
     """``RunStore.discard_version`` (what the serving benchmark does with its two exports) removes the
     version from the registry and the run's files from disk, and leaves the other versions alone."""

@@ -170,6 +170,12 @@ def test_job_run_is_failed_on_error_and_best_model_follows_the_dev_score(trackin
     assert best.version == versions[70.5].version
     with pytest.raises(XstiltsError, match=r"alias champion not found.*`xstilts champion --task panx` sets it"):
         store.resolve_registered("models:/xstilts-target-panx@champion")  # before the alias is set: what to run
+    assert not store.is_champion(best.uri)
     store.set_alias(best, "champion")
     assert store.resolve_registered("models:/xstilts-target-panx@champion").version == best.version
+    assert store.is_champion(best.uri) and store.is_champion("models:/xstilts-target-panx@champion")
+    assert not store.is_champion(versions[64.0].uri) and not store.is_champion(str(model_dir))
+    with pytest.raises(XstiltsError, match=r"`xstilts export --model models:/xstilts-target-panx@champion "
+                                           r"--quantize int8` sets it, after `xstilts champion --task panx`"):
+        store.resolve_registered("models:/xstilts-serve-panx@champion-int8")
     assert store.find_model("xstilts-target-panx", "64.0").version == versions[64.0].version

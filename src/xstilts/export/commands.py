@@ -34,11 +34,13 @@ def export_command(model_ref, task_name, quantize, max_examples, out_dir, no_reg
     real sentences in 12 languages (fp32: <= 1e-3) and the task metric on an English dev subset and
     two low-resource languages (drift: fp32 <= 0.01 point, int8 <= 0.5 point). Registered as
     xstilts-serve-TASK (ONNX graph, tokenizer, manifest, signature, input example; a
-    models-from-code pyfunc that `mlflow models serve` serves) and printed as JSON.
+    models-from-code pyfunc that `mlflow models serve` serves) and printed as JSON. The export of a
+    task's champion (`xstilts champion`) gets the alias `champion` (int8: `champion-int8`), so
+    `xstilts serve --model models:/xstilts-serve-TASK@champion` serves it.
     """
     from xstilts.errors import XstiltsError
     from xstilts.export.exporter import export_model
-    from xstilts.tracking.store import RunStore, model_name
+    from xstilts.tracking.store import CHAMPION_ALIAS, RunStore, model_name
 
     if no_register and not out_dir:
         raise XstiltsError("--no-register needs --out (where to keep the bundle)")
@@ -58,6 +60,10 @@ def export_command(model_ref, task_name, quantize, max_examples, out_dir, no_reg
             registered = store.register_export(result.bundle, name=model_name("serve", task), tags=result.tags,
                                                input_example=rows, parent_run_id=result.source.run_id)
             out["registered_model"] = registered.uri
+            if store.is_champion(model_ref):  # the task's champion, exported: serve it by the same alias
+                alias = CHAMPION_ALIAS if precision == "fp32" else f"{CHAMPION_ALIAS}-{precision}"
+                store.set_alias(registered, alias)
+                out["alias"] = f"models:/{registered.name}@{alias}"
     click.echo(json.dumps(out, indent=2, ensure_ascii=False))
 
 

@@ -60,6 +60,19 @@ class RegisteredModel:
         return f"models:/{self.name}/{self.version}"
 
 
+def _champion_hint(name: str, alias: str, *, registered: bool) -> str:
+    """What sets a missing ``champion`` alias (``champion-int8`` on a serving model); ``registered``: the
+    model exists, only the alias is missing (a target task with no model yet needs training first)."""
+    task = name.split("-", 2)[-1]
+    if name.startswith("xstilts-target-") and alias == CHAMPION_ALIAS and registered:
+        return f" (`xstilts champion --task {task}` sets it)"
+    if name.startswith("xstilts-serve-"):
+        quantize = " --quantize int8" if alias.endswith("-int8") else ""
+        return (f" (`xstilts export --model models:/xstilts-target-{task}@{CHAMPION_ALIAS}{quantize}` sets it, "
+                f"after `xstilts champion --task {task}`)")
+    return ""
+
+
 def _split_model_uri(uri: str) -> tuple[str, str]:
     """``models:/NAME/VERSION`` or ``models:/NAME@ALIAS`` -> (name, version-or-@alias)."""
     if not uri.startswith("models:/"):
@@ -312,8 +325,8 @@ class RunStore:
                 v = self.client.get_model_version(name, version)
         except MlflowException as exc:
             hint = ""
-            if version == f"@{CHAMPION_ALIAS}" and name.startswith("xstilts-target-") and "alias" in exc.message:
-                hint = f" (`xstilts champion --task {name.removeprefix('xstilts-target-')}` sets it)"
+            if version.startswith(f"@{CHAMPION_ALIAS}"):
+                hint = _champion_hint(name, version[1:], registered="alias" in exc.message)
             raise XstiltsError(f"registered model {uri} not found: {exc.message}{hint}") from None
         return RegisteredModel(v.name, str(v.version), v.run_id, dict(v.tags))
 
@@ -432,6 +445,19 @@ class RunStore:
 
     def set_alias(self, model: RegisteredModel, alias: str) -> None:
         self.client.set_registered_model_alias(model.name, alias, model.version)
+
+    def is_champion(self, uri: str) -> bool:
+        """Whether ``uri`` (a registered version, by number or alias) is its model's ``champion``."""
+        from mlflow.exceptions import MlflowException
+
+        if not uri.startswith("models:/"):
+            return False
+        name, _ = _split_model_uri(uri)
+        try:
+            champion = self.client.get_model_version_by_alias(name, CHAMPION_ALIAS)
+        except MlflowException:
+            return False
+        return str(champion.version) == self.resolve_registered(uri).version
 
     # -- evaluations ---------------------------------------------------------------
     def find_evaluation(self, eval_key: str) -> dict | None:
