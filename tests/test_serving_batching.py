@@ -58,6 +58,26 @@ def test_without_a_wait_a_lone_request_runs_at_once_and_busy_workers_batch_the_r
     assert calls == [1, 5]  # the five waiting requests shared one call
 
 
+def test_closing_ends_the_worker_threads_and_a_later_loop_starts_them_again():
+    """At a server's shutdown the batcher's threads end (they held the model); a restarted server (a new
+    event loop) gets new ones."""
+    def predict(rows):
+        return [threading.current_thread() for _ in rows]
+
+    batcher = DynamicBatcher(predict, max_batch_rows=1, max_wait_s=0, workers=2)
+
+    async def serve_once():
+        answer = await batcher.submit([{"x": 1}])
+        await batcher.aclose()
+        return answer
+
+    first = asyncio.run(serve_once())[0]
+    assert first.name.startswith("xstilts-batch") and batcher.executor is None
+    assert not first.is_alive()
+    again = asyncio.run(serve_once())[0]
+    assert again is not first and again.name.startswith("xstilts-batch") and not again.is_alive()
+
+
 def test_a_failing_joint_batch_fails_only_its_bad_request():
     def predict(rows):
         if any(r["x"] < 0 for r in rows):

@@ -19,6 +19,8 @@ model are batched (:mod:`.batching`).
 """
 from __future__ import annotations
 
+import contextlib
+
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -135,7 +137,7 @@ def create_app(models: list, settings: ServeSettings = ServeSettings()):
     from xstilts.serving.limits import BodyLimit
 
     served = {m.name: _Served(m, settings) for m in models}
-    app = FastAPI(title="xstilts serving", version=__version__,
+    app = FastAPI(title="xstilts serving", version=__version__, lifespan=_lifespan,
                   description="Cross-lingual inference with exported xstilts models (ONNX Runtime).")
     app.state.served, app.state.settings = served, settings
     _install_errors(app)
@@ -143,6 +145,15 @@ def create_app(models: list, settings: ServeSettings = ServeSettings()):
     _add_predict_routes(app, sorted(served), sorted({s.model.manifest["endpoint"] for s in served.values()}))
     app.add_middleware(BodyLimit, max_bytes=settings.limits.max_body_bytes)
     return app
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app):
+    """At shutdown every batcher ends its worker threads, which let go of the models."""
+    yield
+    for s in app.state.served.values():
+        for batcher in (s.batcher, s.described):
+            await batcher.aclose()
 
 
 def _served_of(request: Request) -> dict[str, _Served]:

@@ -40,7 +40,7 @@ class DynamicBatcher:
         self.max_batch_rows = max_batch_rows
         self.max_wait_s = max_wait_s
         self.workers = max(1, workers)
-        self.executor = ThreadPoolExecutor(self.workers, thread_name_prefix="xstilts-batch")
+        self.executor: ThreadPoolExecutor | None = ThreadPoolExecutor(self.workers, thread_name_prefix="xstilts-batch")
         self.batches = 0
         self.rows = 0
         self._pending: deque[_Waiting] = deque()
@@ -55,12 +55,25 @@ class DynamicBatcher:
     async def submit(self, rows: list[dict]) -> list[Any]:
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # a new event loop (a test client, a restarted server)
+            if self.executor is None:
+                self.executor = ThreadPoolExecutor(self.workers, thread_name_prefix="xstilts-batch")
             self._loop, self._arrived, self._pending = loop, asyncio.Event(), deque()
             self._worker = loop.create_task(self._work())
         future = loop.create_future()
         self._pending.append(_Waiting(rows, future, self._cost_of(rows)))
         self._arrived.set()
         return await future
+
+    async def aclose(self) -> None:
+        """At the server's shutdown: stop gathering, let the running calls finish and end the worker
+        threads, so nothing holds the model any more (a later ``submit`` starts them again)."""
+        if self._worker is not None:
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
+        executor, self.executor = self.executor, None
+        if executor is not None:
+            await asyncio.get_running_loop().run_in_executor(None, executor.shutdown, True)
+        self._loop = self._worker = self._arrived = None
 
     def _cost_of(self, rows: list[dict]) -> float:
         """The request's cost; infinite (a batch of its own) when the cost cannot read it."""
