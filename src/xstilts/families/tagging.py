@@ -134,14 +134,13 @@ class Tagging(TaskFamily):
 
 def words_of(row: Mapping[str, Any]) -> list[str]:
     """A served row's words: its ``words``, or its ``text`` split as :func:`text_word_spans` splits it."""
-    if row.get("words"):
-        return [str(w) for w in row["words"]]
-    text = str(row["text"])
-    return [text[a:b] for a, b in text_word_spans(text)]
+    text, spans = word_spans(row)
+    return [text[a:b] for a, b in spans]
 
 
 def word_spans(row: Mapping[str, Any]) -> tuple[str, list[tuple[int, int]]]:
-    """The row's text and the ``(start, end)`` of each word, as :func:`words_of` splits it."""
+    """The row's text and the ``(start, end)`` of each word: its ``words`` joined by spaces, or its
+    ``text`` split by :func:`text_word_spans`."""
     if row.get("words"):
         words = [str(w) for w in row["words"]]
         starts = [sum(len(w) + 1 for w in words[:i]) for i in range(len(words))]

@@ -40,7 +40,7 @@ class DynamicBatcher:
         self.max_batch_rows = max_batch_rows
         self.max_wait_s = max_wait_s
         self.workers = max(1, workers)
-        self.executor: ThreadPoolExecutor | None = ThreadPoolExecutor(self.workers, thread_name_prefix="xstilts-batch")
+        self.executor: ThreadPoolExecutor | None = None  # started with the first event loop (``submit``)
         self.batches = 0
         self.rows = 0
         self._pending: deque[_Waiting] = deque()

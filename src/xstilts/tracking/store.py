@@ -503,8 +503,7 @@ class RunStore:
 
     def log_study_request(self, run_id: str, params: dict[str, Any], documents: dict[str, dict]) -> None:
         """The request on the study's run: params once (a rerun asks the same), documents as JSON."""
-        logged = self.client.get_run(run_id).data.params
-        self._log(run_id, params={f"tuning.{k}": v for k, v in params.items() if f"tuning.{k}" not in logged})
+        self._log_params_once(run_id, {f"tuning.{k}": v for k, v in params.items()})
         for name, doc in documents.items():
             self.client.log_dict(run_id, doc, f"tuning/{name}.json")
 
