@@ -60,3 +60,23 @@ def test_check_and_analyze_entry_points_log_into_their_own_run(mlflow_run, track
     analyze = _launch_run(mlflow_run("analyze", results=tracking / "results.csv", out=tracking / "report"), client)
     assert analyze.data.params["treatment"] == "multi" and (tracking / "report" / "report.md").is_file()
     assert "report/report.md" in [f.path for f in client.list_artifacts(analyze.info.run_id, "report")]
+
+
+@pytest.mark.slow
+def test_tune_entry_point_names_its_run_and_leads_to_the_study_when_rerun(mlflow_run, tracking, default_encoder_dir):
+    from mlflow.tracking import MlflowClient
+
+    from test_tuning import _tiny_grid_file  # a 2-layer PAN-X grid with a two-trial study
+
+    client = MlflowClient()
+    request = dict(task="panx", config=_tiny_grid_file(tracking, n_trials=2),
+                   storage=f"sqlite:///{tracking / 'optuna.db'}")  # the command runs in the project folder
+    first = _launch_run(mlflow_run("tune", **request), client)
+    assert first.info.run_name == "tune-panx-none" and first.data.tags["kind"] == "tuning-launch"
+    study_run = client.get_run(first.data.tags["tuning.study_run"])
+    assert study_run.data.tags["kind"] == "tuning" and study_run.data.tags["mlflow.parentRunId"] == first.info.run_id
+    assert first.data.metrics["best.dev_score"] == study_run.data.metrics["best.dev_score"]
+
+    again = _launch_run(mlflow_run("tune", **request), client)  # the same request reuses the finished study
+    assert again.info.run_name == "tune-panx-none" and again.data.tags["tuning.study_run"] == study_run.info.run_id
+    assert again.data.tags["tuning.study"] == first.data.tags["tuning.study"]

@@ -176,14 +176,21 @@ class RunStore:
             tags[PARENT_TAG] = parent_id
         launch = self.take_launch_run() if adopt_launch else None
         if launch:
-            self.client.set_tag(launch, "mlflow.runName", run_name)
-            self._log(launch, tags=tags)
+            self.label_run(launch, run_name, tags)
             run_id = launch
         else:
             experiment = self.experiment_of(parent_id) if parent_id else self.experiment_id
             run_id = self.client.create_run(experiment, run_name=run_name, tags=tags).info.run_id
         self._log_environment(run_id)
         return run_id
+
+    def label_run(self, run_id: str, run_name: str | None, tags: dict[str, Any],
+                  metrics: dict[str, float] | None = None) -> None:
+        """Name (unless None), tag and add metrics to a run that already exists, such as the one
+        `mlflow run` started, which MLflow leaves unnamed."""
+        if run_name:
+            self.client.set_tag(run_id, "mlflow.runName", run_name)
+        self._log(run_id, tags=tags, metrics=metrics)
 
     def _log_environment(self, run_id: str) -> None:
         """Packages, torch build, CPU model and flags (``environment.json``) on every run started."""

@@ -125,6 +125,10 @@ def run_tune(store, cfg, target, condition: str, *, progress: bool = True):
         raise XstiltsError(f"--task {target.task}: scored with the encoder itself, no training values to tune")
     plan = eval_plan(target)
     evaluation = [SplitUse(plan.task, plan.split, plan.langs, "evaluation")]
+    launch = store.take_launch_run()  # under `mlflow run`: the study's run nests in it (when it is new)
+    if launch:
+        store.label_run(launch, f"tune-{target.task}-{condition}",
+                        {"kind": "tuning-launch", "task": target.task, "condition": condition})
     init_from = init_dir = None
     with contextlib.ExitStack() as scope:  # a downloaded intermediate model lives as long as the study
         if condition != "none":
@@ -132,6 +136,9 @@ def run_tune(store, cfg, target, condition: str, *, progress: bool = True):
                               intermediate_config(cfg, condition, cfg.seeds[0]), wait=True)
             init_from, init_dir = inter.model_uri, str(scope.enter_context(store.fetched(inter.model_uri)))
         base = target_config(cfg, target, condition, cfg.seeds[0], init_from)
-        return tune_target(store, cfg.tuning, base, init_dir=init_dir, progress=progress,
-                           evaluation_uses=evaluation,
-                           parent_run_id=store.take_launch_run())  # under `mlflow run`: the study nests in its run
+        outcome = tune_target(store, cfg.tuning, base, init_dir=init_dir, progress=progress,
+                              evaluation_uses=evaluation, parent_run_id=launch)
+    if launch:  # a study reused or continued keeps its first parent: these tags lead the way to it
+        store.label_run(launch, None, {"tuning.study": outcome.study_name, "tuning.study_run": outcome.parent_run_id},
+                        metrics={"best.dev_score": outcome.best_value})
+    return outcome
