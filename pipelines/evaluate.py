@@ -2,9 +2,13 @@
 
 Thin by design: MLflow params arrive as CLI flags and are translated to
 `xstilts evaluate` options; the library does the work and logs into the run that
-`mlflow run` started (tagged as a child of the model's training run).
+`mlflow run` started (tagged as a child of the model's training run). With `out`
+left empty the prediction files and the report are only the run's artifacts: MLflow
+runs this in the project folder (a temporary clone for a git URI), not where
+`mlflow run` was typed.
 """
 import sys
+import tempfile
 
 from xstilts.cli import main
 
@@ -26,10 +30,17 @@ def translate(argv: list[str]) -> list[str]:
             out += PRECISION[value]
         elif flag == "--layer":
             out += [] if value == "auto" else [flag, str(int(float(value)))]
+        elif flag == "--out" and not value:
+            continue  # a temporary folder instead (below)
         else:
             out += [flag, value]
     return out
 
 
 if __name__ == "__main__":
-    main(["evaluate", *translate(sys.argv[1:])], prog_name="xstilts")
+    args = translate(sys.argv[1:])
+    if "--out" in args:
+        main(["evaluate", *args], prog_name="xstilts")
+    else:
+        with tempfile.TemporaryDirectory(prefix="xstilts-evaluate-") as tmp:  # removed after logging
+            main(["evaluate", *args, "--out", tmp], prog_name="xstilts")

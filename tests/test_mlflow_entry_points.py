@@ -6,6 +6,8 @@ what it used: every entry point failed this way once (MLflow never lets a param 
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 TINY = {"num_layers": 2, "epochs": 1, "batch_size": 8, "max_length": 64}
@@ -37,12 +39,19 @@ def test_intermediate_target_and_evaluate_entry_points_run_and_record_what_they_
     assert client.get_model_version("xstilts-target-panx", "1").run_id == target.info.run_id
     assert target.data.params["resolved.device"] in ("cpu", "cuda")
 
-    proc = mlflow_run("evaluate", model="models:/xstilts-target-panx/1", task="panx", langs="en,sw", max_examples=8,
-                      out=tracking)  # MLflow runs the command in the project folder: its default `.` is the repo
+    project = Path(__file__).resolve().parents[1]  # MLflow runs the command there, not in `tracking`
+    before = set(project.iterdir())
+    proc = mlflow_run("evaluate", model="models:/xstilts-target-panx/1", task="panx", langs="en,sw", max_examples=8)
     evaluation = _launch_run(proc, client)  # the evaluation is logged into the run `mlflow run` started
     assert evaluation.data.tags["phase"] == "evaluation" and "panx.f1.en" in evaluation.data.metrics
     assert evaluation.data.tags["mlflow.parentRunId"] == target.info.run_id
-    assert "score" in proc.stdout and (tracking / "eval-panx-dev.json").is_file()
+    assert "score" in proc.stdout and set(project.iterdir()) == before  # no `out`: the files are artifacts only
+    artifacts = {f.path for f in client.list_artifacts(evaluation.info.run_id, "predictions/panx")}
+    assert artifacts == {"predictions/panx/dev-en.tsv", "predictions/panx/dev-sw.tsv"}
+
+    proc = mlflow_run("evaluate", model="models:/xstilts-target-panx/1", task="panx", langs="sw", max_examples=8,
+                      out=tracking / "eval")
+    assert proc.returncode == 0 and (tracking / "eval" / "eval-panx-dev.json").is_file()
 
 
 @pytest.mark.slow
