@@ -29,6 +29,20 @@ def _share_the_cores_among_xdist_workers() -> None:
 _share_the_cores_among_xdist_workers()
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+REPO = Path(__file__).resolve().parents[1]
+#: what tests may leave in the repository's folder: pytest's and hypothesis's caches, screenshots for a person
+MAY_APPEAR = {".pytest_cache", ".hypothesis", "test-artifacts", "__pycache__"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def repository_stays_clean():
+    """Fail the session when a test wrote a new file or folder into the repository's top level (an MLflow
+    experiment created with the repository as working directory once put every run's artifacts in
+    ./mlartifacts there; `mlflow run` runs entry points in the project folder)."""
+    before = {p.name for p in REPO.iterdir()}
+    yield
+    new = {p.name for p in REPO.iterdir()} - before - MAY_APPEAR
+    assert not new, f"tests wrote into {REPO}: {sorted(new)}"
 
 
 @pytest.fixture(scope="session")

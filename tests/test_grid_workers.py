@@ -60,12 +60,16 @@ def _finish(proc: subprocess.Popen, timeout: float = 900) -> str:
 
 
 def _init_store(store: Path) -> None:
-    """Create the SQLite schema once, before two processes would both migrate it."""
+    """Create the SQLite schema once, before two processes would both migrate it (in ``store``: the
+    experiment's artifacts go to ./mlartifacts of the folder that creates it)."""
+    import contextlib
+
     from xstilts.tracking.store import RunStore
 
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{store / 'mlflow.db'}"
     try:
-        RunStore.open("workers")
+        with contextlib.chdir(store):
+            RunStore.open("workers")
     finally:
         os.environ.pop("MLFLOW_TRACKING_URI")
 
@@ -116,6 +120,7 @@ def test_two_processes_do_every_job_once_and_get_the_single_process_table(tmp_pa
     a, b = _start(grid, tmp_path, "a"), _start(grid, tmp_path, "b")
     log_a, log_b = _finish(a), _finish(b)
     _assert_once(tmp_path)
+    assert (tmp_path / "mlartifacts" / "workers").is_dir()  # the store's folder, not the repository's
     pd.testing.assert_series_equal(_values(tmp_path / "a"), reference)
     pd.testing.assert_series_equal(_values(tmp_path / "b"), reference)
     assert "reused" in log_a + log_b  # each found work of the other
