@@ -8,7 +8,6 @@ runs this in the project folder (a temporary clone for a git URI), not where
 `mlflow run` was typed.
 """
 import sys
-import tempfile
 
 from xstilts.cli import main
 
@@ -30,17 +29,10 @@ def translate(argv: list[str]) -> list[str]:
             out += PRECISION[value]
         elif flag == "--layer":
             out += [] if value == "auto" else [flag, str(int(float(value)))]
-        elif flag == "--out" and not value:
-            continue  # a temporary folder instead (below)
         else:
             out += [flag, value]
     return out
 
 
 if __name__ == "__main__":
-    args = translate(sys.argv[1:])
-    if "--out" in args:
-        main(["evaluate", *args], prog_name="xstilts")
-    else:
-        with tempfile.TemporaryDirectory(prefix="xstilts-evaluate-") as tmp:  # removed after logging
-            main(["evaluate", *args, "--out", tmp], prog_name="xstilts")
+    main(["evaluate", *translate(sys.argv[1:])], prog_name="xstilts")  # out '': the files as artifacts only

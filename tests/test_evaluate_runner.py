@@ -185,6 +185,7 @@ def test_default_split_prefers_the_split_with_more_vendored_languages():
     (["--model", "default", "--task", "nope"], "unknown task 'nope'; valid choices:"),
     (["--model", "default", "--task", "panx", "--langs", "de,xx"], "unknown language for task panx 'xx'"),
     (["--model", "default", "--task", "panx", "--langs", "de"], "has no task head"),
+    (["--model", "default", "--task", "tatoeba", "--out", ""], "--out '' keeps the files only in MLflow"),
 ])
 def test_cli_prints_one_line_errors(args, message, tmp_path):
     result = CliRunner().invoke(main, ["evaluate", "--no-track", "--out", str(tmp_path), *args])

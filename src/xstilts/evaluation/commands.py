@@ -1,10 +1,14 @@
 """``xstilts evaluate``: score a model on every language of a target task."""
 from __future__ import annotations
 
+import contextlib
 import json
+import tempfile
+from collections.abc import Iterator
 
 import click
 
+from xstilts.errors import XstiltsError
 from xstilts.evaluation.metrics.bucc import ThresholdPolicy
 from xstilts.runtime.cpu import THREADS_HELP
 from xstilts.runtime.device import DEVICE_HELP
@@ -37,7 +41,7 @@ def format_report(report) -> str:
     score = f"score {s[f'{report.task}.score']:.2f}"
     if f"{report.task}.score_no_en" in s:
         score += f", without English {s[f'{report.task}.score_no_en']:.2f}"
-    lines.append(f"{score}; predictions in {report.predictions_dir}; {report.seconds:.0f} s"
+    lines.append(f"{score}; predictions in {report.predictions_dir or 'the MLflow run'}; {report.seconds:.0f} s"
                  + (f"; MLflow run {report.run_id}" if report.run_id else ""))
     return "\n".join(lines)
 
@@ -59,7 +63,8 @@ def format_report(report) -> str:
               help="bf16 inference: a bf16 copy of the model (retrieval: autocast). "
                    "Default: where the CPU has native bf16, e.g. AMX/AVX512-BF16.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=".", show_default=True,
-              help="Writes predictions/{task}/{split}-{lang}.{tsv|json} and eval-{task}-{split}.json here.")
+              help="Writes predictions/{task}/{split}-{lang}.{tsv|json} and eval-{task}-{split}.json here; "
+                   "'' keeps them only as the MLflow run's artifacts.")
 @click.option("--layer", type=int, default=None,
               help="Retrieval: hidden layer to pool (-1 = last; default per model: last for E5, else XTREME's).")
 @click.option("--bucc-threshold", type=click.Choice([p.value for p in ThresholdPolicy]), default="dev_tuned",
@@ -83,13 +88,28 @@ def evaluate(model_ref, task, langs, split, max_examples, batch_size, max_tokens
     from xstilts.runtime.cpu import set_threads
 
     set_threads(threads)
-    report = evaluate_model(model_ref, task, langs=_split_langs(langs), split=None if split == "auto" else split,
-                            max_examples=max_examples or None, batch_size=batch_size,
-                            max_tokens=max_tokens or None, bf16=bf16,
-                            out_dir=out_dir, layer=layer, bucc_threshold_policy=bucc_threshold,
-                            max_length=max_length, log_to_mlflow=track, run_id=run_id, progress=not as_json,
-                            device=device)
+    with _out_folder(out_dir, track) as folder:
+        report = evaluate_model(model_ref, task, langs=_split_langs(langs), split=None if split == "auto" else split,
+                                max_examples=max_examples or None, batch_size=batch_size,
+                                max_tokens=max_tokens or None, bf16=bf16,
+                                out_dir=folder, layer=layer, bucc_threshold_policy=bucc_threshold,
+                                max_length=max_length, log_to_mlflow=track, run_id=run_id, progress=not as_json,
+                                device=device)
+    if not out_dir:
+        report.predictions_dir = ""  # the folder is gone; the files are the run's artifacts
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, default=str))
     else:
         click.echo(format_report(report))
+
+
+@contextlib.contextmanager
+def _out_folder(out_dir: str, track: bool) -> Iterator[str]:
+    """``out_dir``, or for ``''`` a temporary folder removed once the files are logged to MLflow."""
+    if out_dir:
+        yield out_dir
+        return
+    if not track:
+        raise XstiltsError("--out '' keeps the files only in MLflow: it needs --track")
+    with tempfile.TemporaryDirectory(prefix="xstilts-evaluate-") as tmp:
+        yield tmp
