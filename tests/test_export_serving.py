@@ -254,6 +254,60 @@ def client(panx_bundle):
         yield c
 
 
+def _real_rows(task: str, n: int) -> list[dict]:
+    """Serving rows made of real dev examples: XNLI pairs, CommonsenseQA questions (multi-word choices
+    among them), Tatoeba sentences."""
+    from xstilts.data.loading import load_examples, load_parallel
+
+    if task == "xnli":
+        return [{"text": e.text_a, "text_pair": e.text_b} for e in load_examples("xnli", "sw", "dev", max_examples=n)]
+    if task == "commonsenseqa":
+        return [{"question": e.question, "choices": list(e.choices)}
+                for e in load_examples("commonsenseqa", "en", "dev", max_examples=n)]
+    return [{"text": t} for t in load_parallel("tatoeba", "sw", "test").source[:n]]
+
+
+@pytest.mark.slow
+def test_classify_choose_and_embed_endpoints_answer_real_rows_as_pytorch_does(model_dirs, tmp_path):
+    """The three families the other tests do not serve, through their task endpoints and /invocations,
+    against the PyTorch model on the same rows (choices of several words were once refused)."""
+    import numpy as np
+    from fastapi.testclient import TestClient
+
+    from xstilts.export.exporter import export_model
+    from xstilts.export.runtime import ServedModel
+    from xstilts.models.persist import load_for_inference
+    from xstilts.serving.app import create_app
+    from xstilts.tasks import get_task
+
+    served, rows = [], {}
+    for task in ("xnli", "commonsenseqa", "tatoeba"):  # tatoeba: the PAN-X model's encoder
+        bundle = export_model(str(model_dirs[task]), task_name=task, out_dir=tmp_path / task, max_examples=8,
+                              parity_per_lang=1).bundle
+        served.append(ServedModel(bundle, name=f"xstilts-serve-{task}", version="1"))
+        rows[task] = _real_rows(task, 6)
+    assert any(" " in c for r in rows["commonsenseqa"] for c in r["choices"])
+    with TestClient(create_app(served)) as client:
+        for m in served:
+            task, endpoint = m.manifest["task"], m.manifest["endpoint"]
+            r = client.post(f"/models/{m.name}/{endpoint}", json={"inputs": rows[task]})
+            assert r.status_code == 200, r.text
+            plain = client.post(f"/invocations?model={m.name}", json={"dataframe_records": rows[task]})
+            assert plain.status_code == 200, plain.text
+            model, tok, manifest, base = load_for_inference(model_dirs[task])
+            t = get_task(task)
+            ref = t.family.serve(t, model, tok, rows[task], head=None if task == "tatoeba" else task,
+                                 max_length=m.manifest["max_length"], doc_stride=128, base_model=base or "")
+            got, described = plain.json()["predictions"], r.json()["predictions"]
+            if task == "tatoeba":
+                assert np.allclose(np.array(got), np.array(ref), atol=1e-4)
+                assert len(described[0]["embedding"]) == 384
+            else:
+                assert got == ref, task
+                key = "choice" if task == "commonsenseqa" else "label"
+                assert [d[key] for d in described] == ref
+
+
 def test_a_closed_app_lets_go_of_its_models(panx_bundle):
     """FastAPI keeps every endpoint function it has seen in a process-wide cache: routes that closed
     over the served models kept every app's ONNX Runtime sessions for good (after this file: 11, 6 GB)."""

@@ -32,6 +32,7 @@ class ServingField:
     type: str                    # "string", "list[string]"
     required: bool = True
     doc: str = ""
+    words: bool = False          # list[string] of single words: an item with whitespace in it is refused
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ class Tagging(TaskFamily):
 
     name = "tagging"
     serving = ServingSchema(
-        (ServingField("words", "list[string]", required=False, doc="the sentence, split into words"),
+        (ServingField("words", "list[string]", required=False, doc="the sentence, split into words",
+                      words=True),
          ServingField("text", "string", required=False,
                       doc="or the sentence: split at whitespace, Chinese and Japanese script into characters")),
         output="one tag per word")

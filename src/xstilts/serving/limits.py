@@ -76,8 +76,9 @@ def _check_text(where: str, value: Any, limits: Limits) -> None:
         raise RequestError(422, f"{where}: control character U+{ord(bad):04X}")
 
 
-def _check_field(where: str, kind: str, value: Any, limits: Limits) -> None:
-    if kind != "list[string]":
+def _check_field(where: str, field, value: Any, limits: Limits) -> None:
+    """``value`` of ``field`` (a :class:`~xstilts.families.base.ServingField`) within ``limits``."""
+    if field.type != "list[string]":
         _check_text(where, value, limits)
         return
     if not isinstance(value, list) or not value:
@@ -86,8 +87,8 @@ def _check_field(where: str, kind: str, value: Any, limits: Limits) -> None:
         raise RequestError(422, f"{where}: {len(value)} items, at most {limits.max_list_items}")
     for j, item in enumerate(value):
         _check_text(f"{where}[{j}]", item, limits)
-        if any(c.isspace() for c in item):
-            raise RequestError(422, f"{where}[{j}]: an item may not contain whitespace")
+        if field.words and any(c.isspace() for c in item):  # a choice may be a phrase; a word may not
+            raise RequestError(422, f"{where}[{j}]: a word may not contain whitespace")
 
 
 def check_rows(family, rows: Any, limits: Limits) -> list[dict[str, Any]]:
@@ -106,7 +107,7 @@ def check_rows(family, rows: Any, limits: Limits) -> list[dict[str, Any]]:
             raise RequestError(422, f"row {i}: unknown field(s) {unknown}; this model takes {sorted(fields)}")
         clean = {k: v for k, v in row.items() if v is not None}
         for name, value in clean.items():
-            _check_field(f"row {i}: field {name!r}", fields[name].type, value, limits)
+            _check_field(f"row {i}: field {name!r}", fields[name], value, limits)
         try:
             family.check_row(i, clean)
         except XstiltsError as exc:
