@@ -33,24 +33,38 @@ class EvalData:
 def _batches(data: EvalData, batch_size: int, max_tokens: int | None = None) -> list[list[int]]:
     """Units sorted longest first, cut into batches of at most ``batch_size`` units and,
     with ``max_tokens``, at most that many padded tokens (a unit longer than the budget
-    goes alone). Equal lengths keep their order, so the batches are reproducible."""
+    goes alone). Equal lengths keep their order, so the batches are reproducible. Units
+    the family keeps apart (:meth:`~xstilts.families.base.TaskFamily.batch_group`: served
+    multiple-choice rows with different numbers of choices) never share a batch."""
     f = data.features
     lengths = [max(len(f.features[i].input_ids) for i in u) for u in f.units]
+    groups: dict[Any, list[int]] = {}
+    for u, unit in enumerate(f.units):
+        groups.setdefault(data.task.family.batch_group(unit), []).append(u)
+    out: list[list[int]] = []
+    for members in groups.values():
+        cut = _length_batches([lengths[u] for u in members], [len(f.units[u]) for u in members], batch_size,
+                              max_tokens)
+        out += [[members[i] for i in batch] for batch in cut]
+    return out
+
+
+def _length_batches(lengths: list[int], rows: list[int], batch_size: int, max_tokens: int | None) -> list[list[int]]:
+    """:func:`_batches` of units with these padded lengths and numbers of rows (indices into them)."""
     if max_tokens is None:
         return length_grouped_batches(lengths, batch_size, seed=0, shuffle=False)
     if batch_size < 1 or max_tokens < 1:
         raise ValueError(f"batch_size and max_tokens must be positive, got {batch_size} and {max_tokens}")
     out: list[list[int]] = []
     current: list[int] = []
-    rows = 0
+    n = 0
     for u in np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable").tolist():
-        n_rows = len(f.units[u])
         # the first (longest) unit sets the padded width of the batch
-        if current and (len(current) >= batch_size or (rows + n_rows) * lengths[current[0]] > max_tokens):
+        if current and (len(current) >= batch_size or (n + rows[u]) * lengths[current[0]] > max_tokens):
             out.append(current)
-            current, rows = [], 0
+            current, n = [], 0
         current.append(u)
-        rows += n_rows
+        n += rows[u]
     if current:
         out.append(current)
     return out

@@ -103,6 +103,10 @@ class TaskFamily:
         """Feature indices a batch must keep together (one feature each by default)."""
         return [[i] for i in range(len(features))]
 
+    def batch_group(self, unit: Sequence[int]) -> Any:
+        """Evaluation and serving put only units with equal groups in one batch (None: any mix)."""
+        return None
+
     def collator(self, pad_id: int):
         """:meth:`collate` bound to the tokenizer's pad id: what a training set or evaluation batches with."""
         return partial(self.collate, pad_id=pad_id)

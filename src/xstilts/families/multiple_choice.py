@@ -35,6 +35,10 @@ class MultipleChoice(TaskFamily):
 
         return rows_by_example(features)
 
+    def batch_group(self, unit: Sequence[int]) -> int:
+        """A batch is ``[examples, choices, tokens]``: served rows with 2 and 4 choices go in two batches."""
+        return len(unit)
+
     def build_head(self, num_labels: int, config):
         from xstilts.models.heads import ClassificationHead
 
