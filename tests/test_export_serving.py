@@ -783,7 +783,8 @@ def _fuzz_row(rng, endpoint: str) -> dict:
     """A row with the fields of ``endpoint`` (GET /models), their contents generated."""
     t = lambda: _fuzz_text(rng)  # noqa: E731
     if endpoint == "tag":
-        return rng.choice([{"text": t()}, {"words": [t().replace(" ", "") or "x" for _ in range(rng.randint(1, 12))]}])
+        words = ["".join(c for c in t() if not c.isspace()) or "x" for _ in range(rng.randint(1, 12))]
+        return rng.choice([{"text": t()}, {"words": words}])
     if endpoint == "classify":
         return rng.choice([{"text": t()}, {"text": t(), "text_pair": t()}])
     if endpoint == "answer":
