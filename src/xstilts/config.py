@@ -51,6 +51,28 @@ class TrainingArgs:
         "help": "Where to train: auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda or cuda:N. "
                 "Like threads, not part of the run_key."})
 
+    def check(self, where: str) -> None:
+        """Each value in its range (types: :func:`check_types`), else one error naming the field."""
+        import math
+
+        finite = all(math.isfinite(v) for v in (self.learning_rate, self.epochs, self.warmup_ratio,
+                                                 self.weight_decay, self.max_grad_norm))
+        rules = [("learning_rate", self.learning_rate > 0, "> 0"), ("batch_size", self.batch_size >= 1, ">= 1"),
+                 ("epochs", self.epochs > 0 or self.max_steps > 0, "> 0 (or max_steps > 0)"),
+                 ("max_steps", self.max_steps >= 0, ">= 0"),
+                 ("warmup_ratio", 0 <= self.warmup_ratio <= 1, "between 0 and 1"),
+                 ("weight_decay", self.weight_decay >= 0, ">= 0"), ("max_grad_norm", self.max_grad_norm >= 0, ">= 0"),
+                 ("max_length", self.max_length is None or self.max_length >= 1, ">= 1"),
+                 ("doc_stride", self.doc_stride is None or self.doc_stride >= 1, ">= 1"),
+                 ("eval_every", self.eval_every >= 0, ">= 0"), ("checkpoint_every", self.checkpoint_every >= 0, ">= 0"),
+                 ("eval_batch_size", self.eval_batch_size >= 1, ">= 1"), ("threads", self.threads >= 0, ">= 0")]
+        if not finite:
+            raise XstiltsError(f"{where}: learning_rate, epochs, warmup_ratio, weight_decay and max_grad_norm "
+                               f"must be finite numbers")
+        for name, ok, rule in rules:
+            if not ok:
+                raise XstiltsError(f"{where}.{name}: {getattr(self, name)!r} is out of range (must be {rule})")
+
 
 @dataclass
 class TaskData:
@@ -137,6 +159,7 @@ class PhaseConfig:
         from xstilts.runtime.device import check_device_setting
 
         check_device_setting(self.training.device, "config field training.device")
+        self.training.check("config field training")
         if self.training.bf16_mode not in BF16_MODES:
             raise XstiltsError(f"config field training.bf16_mode: {self.training.bf16_mode!r}; "
                                f"valid: {', '.join(BF16_MODES)}")
@@ -185,9 +208,11 @@ class PhaseConfig:
         if unknown:
             raise XstiltsError(f"{source}: unknown field(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
         try:
-            return cls(**data)
+            cfg = cls(**data)
         except TypeError as exc:
             raise XstiltsError(f"{source}: {exc}") from None
+        check_types(cfg, source)
+        return cfg
 
     @classmethod
     def from_file(cls, path: str | Path) -> PhaseConfig:
@@ -247,13 +272,102 @@ class PhaseConfig:
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def check_types(obj: Any, source: str, path: str = "") -> None:
+    """Every field of the config dataclass ``obj`` (and of those nested in it) holds a value of its annotated
+    type, else one error naming the field (``source: path.field[i].sub: expected ..., got ...``): a YAML slip
+    such as ``learning_rate: {}`` or ``seeds: 0`` is refused when the config loads, not minutes into a run."""
+    import typing
+
+    hints = typing.get_type_hints(type(obj))
+    for f in fields(obj):
+        _check_value(getattr(obj, f.name), hints[f.name], source, f"{path}.{f.name}" if path else f.name)
+
+
+def _check_value(value: Any, hint: Any, source: str, where: str) -> None:
+    import typing
+
+    if not _fits(value, hint):
+        raise XstiltsError(f"{source}: {where}: expected {_type_name(hint)}, got {type(value).__name__} "
+                           f"{value!r:.60}")
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if _is_union(hint):
+        return _check_value(value, next(a for a in args if _fits(value, a)), source, where)
+    if origin is list and args:
+        for i, item in enumerate(value):
+            _check_value(item, args[0], source, f"{where}[{i}]")
+    elif origin is dict and args:
+        for k, v in value.items():
+            _check_value(v, args[1], source, f"{where}.{k}")
+    elif is_dataclass(hint):
+        check_types(value, source, where)
+
+
+def _is_union(hint: Any) -> bool:
+    import types
+    import typing
+
+    return typing.get_origin(hint) in (typing.Union, types.UnionType)
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether ``value`` has the outer type of ``hint`` (any number for float; a bool is no int)."""
+    import typing
+
+    if hint is Any:
+        return True
+    if _is_union(hint):
+        return any(_fits(value, a) for a in typing.get_args(hint))
+    if typing.get_origin(hint) is Literal:
+        return value in typing.get_args(hint)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, typing.get_origin(hint) or hint)
+
+
+def _type_name(hint: Any) -> str:
+    import typing
+
+    if _is_union(hint):
+        return " or ".join(_type_name(a) for a in typing.get_args(hint))
+    if hint is type(None):
+        return "null"
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return " or ".join(repr(a) for a in typing.get_args(hint))
+    return (origin or hint).__name__ if hasattr(origin or hint, "__name__") else str(hint)
+
+
+def _yaml_loader():
+    """PyYAML's safe loader, reading ``3e-5`` as a number: YAML 1.1 (PyYAML's) wants a dot in the mantissa
+    (``3.0e-5``) and reads ``3e-5`` as a string, the value people write for a learning rate."""
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"),
+                                 list("-+0123456789"))
+    return Loader
+
+
+def yaml_load(text: str) -> Any:
+    """``yaml.safe_load`` of ``text``, with ``1e-4`` a float (see :func:`_yaml_loader`)."""
+    import yaml
+
+    return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 (a SafeLoader subclass)
+
+
 def load_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
     """A YAML file whose top level is a mapping, with one-line errors naming the file."""
     import yaml
 
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml_load(path.read_text())
     except FileNotFoundError:
         raise XstiltsError(f"{path}: {what} file not found") from None
     except yaml.YAMLError as exc:

@@ -20,9 +20,27 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from xstilts.config import CONDITIONS, MLMConfig, TrainingArgs, load_yaml_mapping
+from xstilts.config import CONDITIONS, MLMConfig, TrainingArgs, check_types, load_yaml_mapping
 from xstilts.errors import XstiltsError
 from xstilts.tuning.config import TuningConfig
+
+
+def _as(cls, value: Any, where: str) -> Any:
+    """A config section (a YAML mapping) as ``cls``; one that is already a ``cls`` as it is. Anything else
+    (a list, a string, a number) is one error naming the section, not an AttributeError later."""
+    if isinstance(value, cls):
+        return value
+    if not isinstance(value, dict):
+        raise XstiltsError(f"{where}: expected a mapping of {cls.__name__} fields, got {type(value).__name__} "
+                           f"{value!r:.60}")
+    return cls(**value)
+
+
+def _list_of(cls, value: Any, where: str) -> list:
+    """A config list of sections (``where[i]`` each) as ``cls`` objects."""
+    if not isinstance(value, list):
+        raise XstiltsError(f"{where}: expected a list of mappings, got {type(value).__name__} {value!r:.60}")
+    return [_as(cls, v, f"{where}[{i}]") for i, v in enumerate(value)]
 
 
 @dataclass
@@ -62,9 +80,8 @@ class IntermediateGrid(IntermediateData):
     training: TrainingArgs = field(default_factory=TrainingArgs)
 
     def __post_init__(self) -> None:
-        if isinstance(self.training, dict):
-            self.training = TrainingArgs(**self.training)
-        self.mixed_with = [d if isinstance(d, IntermediateData) else IntermediateData(**d) for d in self.mixed_with]
+        self.training = _as(TrainingArgs, self.training, "intermediate.training")
+        self.mixed_with = _list_of(IntermediateData, self.mixed_with, "intermediate.mixed_with")
 
     @property
     def label(self) -> str:
@@ -87,13 +104,16 @@ class TargetGrid:
     task: str
     train_task: str | None = None  # default: the task itself, or its registered train_task (xquad -> squad)
     max_train_examples: int | None = 1000
-    max_dev_examples: int = 300  # English dev for model selection
+    max_dev_examples: int | None = 300  # English dev for model selection (None: all of it)
     eval_split: str | None = None  # None: the split with local data
     eval_langs: list[str] | None = None  # None: every language with data
     max_eval_examples: int | None = 200
     selection: str = "english_dev"
     training: TrainingArgs = field(default_factory=TrainingArgs)
     source: str | None = None  # training data: None (vendored, else Hub), "local", "hub" or a directory
+
+    def __post_init__(self) -> None:
+        self.training = _as(TrainingArgs, self.training, f"targets ({self.task}).training")
 
 
 @dataclass
@@ -116,22 +136,18 @@ class GridConfig:
 
     def __post_init__(self) -> None:
         self.experiment = self.experiment or f"xstilts-{self.name}"
-        if isinstance(self.intermediate, dict):
-            self.intermediate = IntermediateGrid(**self.intermediate)
-        elif isinstance(self.intermediate, list):
-            self.intermediate = [IntermediateGrid(**i) if isinstance(i, dict) else i for i in self.intermediate]
-        targets = []
-        for t in self.targets:
-            if isinstance(t, dict):
-                t = dict(t)
-                t["training"] = TrainingArgs(**t.get("training", {}))
-                t = TargetGrid(**t)
-            targets.append(t)
-        self.targets = targets
-        if isinstance(self.mlm, dict):
-            self.mlm = MLMConfig(**self.mlm)
+        if isinstance(self.intermediate, list):
+            self.intermediate = _list_of(IntermediateGrid, self.intermediate, "intermediate")
+        else:
+            self.intermediate = _as(IntermediateGrid, self.intermediate, "intermediate")
+        self.targets = _list_of(TargetGrid, self.targets, "targets")
+        if self.mlm is not None:
+            self.mlm = _as(MLMConfig, self.mlm, "mlm")
         if isinstance(self.tuning, dict):
             self.tuning = TuningConfig.from_dict(self.tuning, source="grid config tuning")
+        elif self.tuning is not None and not isinstance(self.tuning, TuningConfig):
+            raise XstiltsError(f"tuning: expected a mapping of TuningConfig fields, got {type(self.tuning).__name__} "
+                               f"{self.tuning!r:.60}")
 
     @property
     def intermediates(self) -> list[IntermediateGrid]:
@@ -161,14 +177,16 @@ class GridConfig:
             data["datasets"] = declare_datasets(data["datasets"], base_dir=Path(path).parent,
                                                 source=f"{path}: datasets")
         try:
-            return cls(**data).validate(source=str(path))
-        except TypeError as exc:
+            cfg = cls(**data)
+        except (TypeError, XstiltsError) as exc:  # a section of the wrong shape (see _as)
             raise XstiltsError(f"{path}: {exc}") from None
+        return cfg.validate(source=str(path))
 
     def validate(self, source: str = "grid config") -> GridConfig:
         from xstilts.tasks import get_task
         from xstilts.tasks.declared import declare_datasets
 
+        check_types(self, source)
         self.datasets = declare_datasets(self.datasets, source=f"{source}: datasets")
 
         for c in self.conditions:
@@ -184,10 +202,12 @@ class GridConfig:
         if not self.targets:
             raise XstiltsError(f"{source}: targets: at least one target task is needed")
         _validate_intermediates(self, source)
-        for t in self.targets:
+        for i, t in enumerate(self.targets):
             task = get_task(t.task)
             if task.kind != "target":
                 raise XstiltsError(f"{source}: targets: {t.task} is not a target task")
+            _check_selection(t.selection, f"{source}: targets[{i}].selection")
+            t.training.check(f"{source}: targets[{i}].training")
             for lang in t.eval_langs or []:
                 task.check_language(lang)
         if self.tuning is not None:
@@ -253,6 +273,8 @@ def _validate_intermediates(cfg: GridConfig, source: str) -> None:
                 raise XstiltsError(f"{where}: conditions: {c!r} is not among the grid's conditions {cfg.conditions}")
         if inter.mixture not in ("proportional", "temperature"):
             raise XstiltsError(f"{where}: mixture: {inter.mixture!r}; valid: proportional, temperature")
+        _check_selection(inter.selection, f"{where}: selection")
+        inter.training.check(f"{where}: training")
         for d in inter.data:
             task = get_task(d.task)
             for lang in d.languages:
@@ -273,3 +295,10 @@ def multi_is_english(d: IntermediateData) -> bool:
 
     langs = set(d.languages or get_task(d.task).languages)
     return langs <= {"en"} and (d.multi_split or d.split) == d.split and d.multi_source == d.source
+
+
+def _check_selection(policy: str, where: str) -> None:
+    from xstilts.config import SELECTION_POLICIES
+
+    if policy not in SELECTION_POLICIES:
+        raise XstiltsError(f"{where}: {policy!r}; valid: {', '.join(SELECTION_POLICIES)}")

@@ -12,6 +12,7 @@ import json
 import click
 import yaml
 
+from xstilts.config import yaml_load
 from xstilts.errors import XstiltsError
 from xstilts.runtime.cpu import THREADS_HELP
 from xstilts.runtime.device import DEVICE_HELP
@@ -21,7 +22,7 @@ def _apply_set(data: dict, assignment: str) -> None:
     if "=" not in assignment:
         raise XstiltsError(f"--set {assignment!r}: expected KEY=VALUE (e.g. training.learning_rate=3e-5)")
     key, raw = assignment.split("=", 1)
-    value = yaml.safe_load(raw) if raw else None
+    value = yaml_load(raw) if raw else None
     node = data
     parts = key.split(".")
     for part in parts[:-1]:
@@ -142,7 +143,7 @@ def intermediate_command(model, spec, mlm_langs, config_file, task, langs, split
 
         text = Path(spec).read_text() if Path(spec).is_file() else spec
         try:
-            spec_data = yaml.safe_load(text)
+            spec_data = yaml_load(text)
         except yaml.YAMLError as exc:
             raise XstiltsError(f"--spec: invalid JSON/YAML ({exc})") from None
         extra.append("tasks.0.spec=" + json.dumps(spec_data))

@@ -32,6 +32,9 @@ class ParamSpec:
 
     def validate(self, where: str) -> ParamSpec:
         """This spec, or one clear error naming ``where`` (e.g. ``tuning.space.learning_rate``)."""
+        from xstilts.config import check_types
+
+        check_types(self, where)  # low: "1e-4" (a string) is one error here, not a TypeError at low > high
         if self.kind not in KINDS:
             raise XstiltsError(f"{where}.kind: {self.kind!r}; valid: {', '.join(KINDS)}")
         if self.kind == "categorical":
