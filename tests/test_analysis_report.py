@@ -126,3 +126,32 @@ def test_model_versions_are_grouped_per_registered_name():
     assert summarise_versions(refs) == ("default, xstilts-intermediate-xnli v1-10, "
                                         "xstilts-target-panx v1, v2, v3, v10")
     assert summarise_versions(["e5-small-q4@3"]) == "e5-small-q4@3"
+
+
+# -- tables a mutation fuzz of `xstilts analyze` broke (a scratch script, 2026-12-08) --------------------
+
+def test_an_infinite_seed_is_one_error_naming_its_row(tmp_path) -> None:
+    table = _results()
+    table["seed"] = table["seed"].astype(float)
+    table.loc[5, "seed"] = np.inf  # was an IntCastingNaNError traceback
+    with pytest.raises(XstiltsError, match="row 5, column 'seed': expected an integer, got inf$"):
+        write_report(table, tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+
+
+def test_missing_model_versions_and_a_task_without_the_headline_pair_still_give_a_report(tmp_path) -> None:
+    table = _results()
+    table.loc[table.index[:7], "model_version"] = np.nan  # sorted with the strings: a TypeError
+    extra = table[(table["task"] == "tatoeba") & (table["condition"] != "multi")].assign(task="udpos")
+    path = write_report(pd.concat([table, extra], ignore_index=True), tmp_path / "r")  # udpos: no multi, no gain
+    figures = {p.name for p in (tmp_path / "r" / "figures").iterdir()}
+    assert "panx_gain.png" in figures and "udpos_gain.png" not in figures and "udpos_seeds.png" in figures
+    assert "udpos" in path.read_text()
+
+
+def test_an_intermediate_setting_scored_on_english_only_gets_a_sentence_not_a_traceback(tmp_path) -> None:
+    table = _results().assign(intermediate=lambda t: np.where(t["condition"] == "none", "none", "xnli"))
+    english = (table["condition"] != "none") & (table["task"] == "tatoeba") & (table["language"] == "en")
+    other = table[english].assign(intermediate="mnli")  # no zero-shot language: empty gain, variance and ASO tables
+    path = write_report(pd.concat([table, other], ignore_index=True), tmp_path / "r")  # was KeyError: 'task'
+    assert "mnli" in path.read_text()

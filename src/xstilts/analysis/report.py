@@ -101,8 +101,9 @@ def analyze(results: pd.DataFrame, *, metric_by_task: dict[str, str] | None = No
                 mixed[task] = fit_mixed_model(rows, control=control)
         except XstiltsError as exc:
             mixed[task] = str(exc)
+    gain_table = pd.DataFrame(gains, columns=None if gains else ["task", "metric", "resource_group"])
     return Analysis(table, chosen, treatment, control, tau, alpha, summary, language_dispersion(summary),
-                    comparisons, variance, aso_tables, pd.DataFrame(gains), mixed)
+                    comparisons, variance, aso_tables, gain_table, mixed)  # no gain: still a table with columns
 
 
 # ----------------------------------------------------------------------------- text
@@ -431,10 +432,13 @@ def _figure_blocks(analysis: Analysis, task: str, metric: str, out_dir: Path, pr
     if not var.empty and (var["task"] == task).any():
         figs.append((plots.plot_std_ratios(var, fig_dir / f"{stem}_std_ratio.png", task=task,
                                            treatment=t, control=c), f"{task}: std ratio {t}/{c}"))
-    figs.append((plots.plot_gain_by_group(analysis.summary, fig_dir / f"{stem}_gain.png", task=task,
-                                          metric=metric, treatment=t, control=c,
-                                          classes=JOSHI_CLASS if set(res['language']) <= set(JOSHI_CLASS) else None),
-                 f"{task}: gain by resource level"))
+    cell = analysis.summary[(analysis.summary["task"] == task) & (analysis.summary["metric"] == metric)
+                            & (analysis.summary["language"] != "en")]
+    if {t, c} <= set(cell["condition"]):  # a task scored under one of the two has no gain to draw
+        figs.append((plots.plot_gain_by_group(analysis.summary, fig_dir / f"{stem}_gain.png", task=task,
+                                              metric=metric, treatment=t, control=c,
+                                              classes=JOSHI_CLASS if set(res['language']) <= set(JOSHI_CLASS) else None),
+                     f"{task}: gain by resource level"))
     return [("h", 3, "Figures")] + [("img", path.relative_to(out_dir).as_posix(), alt) for path, alt in figs]
 
 

@@ -50,6 +50,7 @@ KEY_COLUMNS: tuple[str, ...] = ("task", "language", "intermediate", "condition",
 """Columns that identify one row; a duplicate key means a cell was written twice."""
 
 _TEXT_COLUMNS = ("task", "language", "resource_group", "condition", "intermediate", "metric")
+_RECORD_COLUMNS = ("intermediate_spec", "selection_policy", "model_version", "run_id")
 
 
 def validate_results(results: pd.DataFrame, *, source: str = "results table",
@@ -77,6 +78,9 @@ def validate_results(results: pd.DataFrame, *, source: str = "results table",
             raise XstiltsError(f"{source}: row {row}, column {col!r}: expected a non-empty name, got {out[col].iloc[row]!r}")
         out[col] = out[col].astype(str)
 
+    for col in _RECORD_COLUMNS:  # what the report lists and sorts: text, a missing entry empty
+        out[col] = out[col].astype(object).where(out[col].notna(), "").astype(str)
+
     allowed = set(conditions)
     bad_cond = ~out["condition"].isin(allowed)
     if bad_cond.any():
@@ -93,10 +97,12 @@ def validate_results(results: pd.DataFrame, *, source: str = "results table",
     out["value"] = values.astype(float)
 
     seeds = pd.to_numeric(out["seed"], errors="coerce")
-    bad_seed = seeds.isna() | (seeds != np.round(seeds))
+    bad_seed = seeds.isna() | ~np.isfinite(seeds.to_numpy(dtype=float, na_value=np.nan)) | (seeds != np.round(seeds))
     if bad_seed.any():
         row = int(np.flatnonzero(bad_seed.to_numpy())[0])
-        raise XstiltsError(f"{source}: row {row}, column 'seed': expected an integer, got {out['seed'].iloc[row]!r}")
+        got = out["seed"].iloc[row]
+        raise XstiltsError(f"{source}: row {row}, column 'seed': expected an integer, "
+                           f"got {got.item() if isinstance(got, np.generic) else got!r}")
     out["seed"] = seeds.astype(int)
 
     _check_intermediate(out, source)

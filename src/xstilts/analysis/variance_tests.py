@@ -213,4 +213,7 @@ def variance_comparison(results: pd.DataFrame, *, treatment: str, control: str, 
                          "std_ratio": ratio["ratio"], "ratio_ci_low": ratio["ci_low"],
                          "ratio_ci_high": ratio["ci_high"], "ratio_ci_method": POOLED_RATIO_METHOD,
                          "bf_statistic": bf.statistic, "bf_pvalue": bf.pvalue})
-    return pd.DataFrame(rows)
+    columns = ["task", "metric", "scope", "language", "resource_group", "n_languages", "n_seeds",
+               f"std_{treatment}", f"std_{control}", "std_ratio", "ratio_ci_low", "ratio_ci_high", "ratio_ci_method",
+               "bf_statistic", "bf_pvalue"]
+    return pd.DataFrame(rows, columns=columns)  # no task with two seeds: an empty table with its columns
