@@ -96,14 +96,7 @@ def validate_results(results: pd.DataFrame, *, source: str = "results table",
                            f"got {out['value'].iloc[row]!r}")
     out["value"] = values.astype(float)
 
-    seeds = pd.to_numeric(out["seed"], errors="coerce")
-    bad_seed = seeds.isna() | ~np.isfinite(seeds.to_numpy(dtype=float, na_value=np.nan)) | (seeds != np.round(seeds))
-    if bad_seed.any():
-        row = int(np.flatnonzero(bad_seed.to_numpy())[0])
-        got = out["seed"].iloc[row]
-        raise XstiltsError(f"{source}: row {row}, column 'seed': expected an integer, "
-                           f"got {got.item() if isinstance(got, np.generic) else got!r}")
-    out["seed"] = seeds.astype(int)
+    out["seed"] = _seeds(out, source)
 
     _check_intermediate(out, source)
     out["selection_score"] = _selection_scores(out, source)
@@ -123,6 +116,18 @@ def validate_results(results: pd.DataFrame, *, source: str = "results table",
         raise XstiltsError(f"{source}: language {lang!r} has several resource groups {seen}; "
                            "column 'resource_group' must be the same for every row of a language")
     return out
+
+
+def _seeds(out: pd.DataFrame, source: str) -> pd.Series:
+    """The ``seed`` column as ints, or one error naming the first row that is no finite integer."""
+    seeds = pd.to_numeric(out["seed"], errors="coerce")
+    bad = seeds.isna() | ~np.isfinite(seeds.to_numpy(dtype=float, na_value=np.nan)) | (seeds != np.round(seeds))
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        got = out["seed"].iloc[row]
+        raise XstiltsError(f"{source}: row {row}, column 'seed': expected an integer, "
+                           f"got {got.item() if isinstance(got, np.generic) else got!r}")
+    return seeds.astype(int)
 
 
 def _fill_optional(out: pd.DataFrame) -> pd.DataFrame:
