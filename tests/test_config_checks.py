@@ -95,3 +95,5 @@ def test_set_on_the_command_line_reads_3e_5_as_a_number_and_a_phase_config_check
         build_config("target", sets=["training.batch_size=many"], **common)
     with pytest.raises(XstiltsError, match="tasks.0.languages|tasks\\[0\\].languages: expected list, got str"):
         PhaseConfig.from_dict({"phase": "target", "tasks": [{"task": "panx", "languages": "en"}]})
+    with pytest.raises(XstiltsError, match="^c.yaml: tasks\\[0\\]: expected a mapping of TaskData fields, got str"):
+        PhaseConfig.from_dict({"phase": "target", "tasks": ["panx"]}, source="c.yaml")

@@ -7,6 +7,7 @@ so a finished one is reused instead of retrained.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
@@ -20,6 +21,24 @@ TRAINING_VERSION = 3  # bump when the training code changes what a config produc
 SELECTION_POLICIES = ("english_dev", "last", "target_dev")
 CONDITIONS = ("none", "en", "multi", "en+mlm")
 Phase = Literal["intermediate", "target"]
+
+
+def as_section(cls, value: Any, where: str) -> Any:
+    """A config section (a YAML mapping) as ``cls``; one that is already a ``cls`` as it is. Anything else
+    (a list, a string, a number) is one error naming the section, not an AttributeError later."""
+    if isinstance(value, cls):
+        return value
+    if not isinstance(value, dict):
+        raise XstiltsError(f"{where}: expected a mapping of {cls.__name__} fields, got {type(value).__name__} "
+                           f"{value!r:.60}")
+    return cls(**value)
+
+
+def as_sections(cls, value: Any, where: str) -> list:
+    """A config list of sections (``where[i]`` each) as ``cls`` objects."""
+    if not isinstance(value, list):
+        raise XstiltsError(f"{where}: expected a list of mappings, got {type(value).__name__} {value!r:.60}")
+    return [as_section(cls, v, f"{where}[{i}]") for i, v in enumerate(value)]
 
 
 @dataclass
@@ -123,11 +142,10 @@ class PhaseConfig:
     datasets: list[dict] | None = None
 
     def __post_init__(self) -> None:
-        self.tasks = [t if isinstance(t, TaskData) else TaskData(**t) for t in self.tasks]
-        if isinstance(self.training, dict):
-            self.training = TrainingArgs(**self.training)
-        if isinstance(self.mlm, dict):
-            self.mlm = MLMConfig(**self.mlm)
+        self.tasks = as_sections(TaskData, self.tasks, "tasks")
+        self.training = as_section(TrainingArgs, self.training, "training")
+        if self.mlm is not None:
+            self.mlm = as_section(MLMConfig, self.mlm, "mlm")
         from xstilts.tasks.declared import declarations_for, declare_datasets
 
         if self.datasets:
@@ -209,7 +227,7 @@ class PhaseConfig:
             raise XstiltsError(f"{source}: unknown field(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
         try:
             cfg = cls(**data)
-        except TypeError as exc:
+        except (TypeError, XstiltsError) as exc:  # a section of the wrong shape (see as_section)
             raise XstiltsError(f"{source}: {exc}") from None
         check_types(cfg, source)
         return cfg
@@ -339,6 +357,7 @@ def _type_name(hint: Any) -> str:
     return (origin or hint).__name__ if hasattr(origin or hint, "__name__") else str(hint)
 
 
+@functools.cache
 def _yaml_loader():
     """PyYAML's safe loader, reading ``3e-5`` as a number: YAML 1.1 (PyYAML's) wants a dot in the mantissa
     (``3.0e-5``) and reads ``3e-5`` as a string, the value people write for a learning rate."""

@@ -20,27 +20,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from xstilts.config import CONDITIONS, MLMConfig, TrainingArgs, check_types, load_yaml_mapping
+from xstilts.config import (CONDITIONS, MLMConfig, TrainingArgs, as_section, as_sections, check_types,
+                            load_yaml_mapping)
 from xstilts.errors import XstiltsError
 from xstilts.tuning.config import TuningConfig
-
-
-def _as(cls, value: Any, where: str) -> Any:
-    """A config section (a YAML mapping) as ``cls``; one that is already a ``cls`` as it is. Anything else
-    (a list, a string, a number) is one error naming the section, not an AttributeError later."""
-    if isinstance(value, cls):
-        return value
-    if not isinstance(value, dict):
-        raise XstiltsError(f"{where}: expected a mapping of {cls.__name__} fields, got {type(value).__name__} "
-                           f"{value!r:.60}")
-    return cls(**value)
-
-
-def _list_of(cls, value: Any, where: str) -> list:
-    """A config list of sections (``where[i]`` each) as ``cls`` objects."""
-    if not isinstance(value, list):
-        raise XstiltsError(f"{where}: expected a list of mappings, got {type(value).__name__} {value!r:.60}")
-    return [_as(cls, v, f"{where}[{i}]") for i, v in enumerate(value)]
 
 
 @dataclass
@@ -80,8 +63,8 @@ class IntermediateGrid(IntermediateData):
     training: TrainingArgs = field(default_factory=TrainingArgs)
 
     def __post_init__(self) -> None:
-        self.training = _as(TrainingArgs, self.training, "intermediate.training")
-        self.mixed_with = _list_of(IntermediateData, self.mixed_with, "intermediate.mixed_with")
+        self.training = as_section(TrainingArgs, self.training, "intermediate.training")
+        self.mixed_with = as_sections(IntermediateData, self.mixed_with, "intermediate.mixed_with")
 
     @property
     def label(self) -> str:
@@ -113,7 +96,7 @@ class TargetGrid:
     source: str | None = None  # training data: None (vendored, else Hub), "local", "hub" or a directory
 
     def __post_init__(self) -> None:
-        self.training = _as(TrainingArgs, self.training, f"targets ({self.task}).training")
+        self.training = as_section(TrainingArgs, self.training, f"targets ({self.task}).training")
 
 
 @dataclass
@@ -137,17 +120,16 @@ class GridConfig:
     def __post_init__(self) -> None:
         self.experiment = self.experiment or f"xstilts-{self.name}"
         if isinstance(self.intermediate, list):
-            self.intermediate = _list_of(IntermediateGrid, self.intermediate, "intermediate")
+            self.intermediate = as_sections(IntermediateGrid, self.intermediate, "intermediate")
         else:
-            self.intermediate = _as(IntermediateGrid, self.intermediate, "intermediate")
-        self.targets = _list_of(TargetGrid, self.targets, "targets")
+            self.intermediate = as_section(IntermediateGrid, self.intermediate, "intermediate")
+        self.targets = as_sections(TargetGrid, self.targets, "targets")
         if self.mlm is not None:
-            self.mlm = _as(MLMConfig, self.mlm, "mlm")
+            self.mlm = as_section(MLMConfig, self.mlm, "mlm")
         if isinstance(self.tuning, dict):
             self.tuning = TuningConfig.from_dict(self.tuning, source="grid config tuning")
-        elif self.tuning is not None and not isinstance(self.tuning, TuningConfig):
-            raise XstiltsError(f"tuning: expected a mapping of TuningConfig fields, got {type(self.tuning).__name__} "
-                               f"{self.tuning!r:.60}")
+        elif self.tuning is not None:
+            self.tuning = as_section(TuningConfig, self.tuning, "tuning")
 
     @property
     def intermediates(self) -> list[IntermediateGrid]:
